@@ -1,0 +1,122 @@
+//! The one table from ferrocd's errors to etcd's gRPC status codes and exact
+//! wire strings (etcd's rpctypes); clients match on these strings.
+
+use tonic::{Code, Status};
+
+use crate::apply::ApplyError;
+use crate::mvcc::MvccError;
+use crate::raft::ProposeError;
+
+/// Every error a client can get from the v3 API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcdError {
+    EmptyKey,
+    KeyNotFound,
+    ValueProvided,
+    LeaseProvided,
+    TooManyOps,
+    DuplicateKey,
+    InvalidSortOption,
+    Compacted,
+    FutureRev,
+    LeaseNotFound,
+    RequestTooLarge,
+    TooManyRequests,
+    NoLeader,
+    LeaderChanged,
+    Stopped,
+    Timeout,
+    /// Anything else, with its own text.
+    Internal(String),
+}
+
+impl EtcdError {
+    /// etcd's code and message for each error.
+    fn wire(&self) -> (Code, &str) {
+        use EtcdError::*;
+        match self {
+            EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
+            KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
+            ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
+            LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
+            TooManyOps => (Code::InvalidArgument, "etcdserver: too many operations in txn request"),
+            DuplicateKey => (Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
+            InvalidSortOption => (Code::InvalidArgument, "etcdserver: invalid sort option"),
+            Compacted => (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
+            FutureRev => (Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
+            LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
+            TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
+            NoLeader => (Code::Unavailable, "etcdserver: no leader"),
+            LeaderChanged => (Code::Unavailable, "etcdserver: leader changed"),
+            Stopped => (Code::Unavailable, "etcdserver: server stopped"),
+            Timeout => (Code::Unavailable, "etcdserver: request timed out"),
+            Internal(message) => (Code::Unknown, message),
+        }
+    }
+}
+
+impl From<EtcdError> for Status {
+    fn from(e: EtcdError) -> Status {
+        let (code, message) = e.wire();
+        Status::new(code, message)
+    }
+}
+
+impl From<MvccError> for EtcdError {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Compacted => EtcdError::Compacted,
+            MvccError::FutureRevision => EtcdError::FutureRev,
+            MvccError::Storage(message) => EtcdError::Internal(format!("etcdserver: {message}")),
+        }
+    }
+}
+
+impl From<ApplyError> for EtcdError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Mvcc(e) => e.into(),
+            ApplyError::KeyNotFound => EtcdError::KeyNotFound,
+            ApplyError::LeaseNotFound => EtcdError::LeaseNotFound,
+            ApplyError::Undecodable => EtcdError::Internal("etcdserver: undecodable request".into()),
+        }
+    }
+}
+
+impl From<ProposeError> for EtcdError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::NoLeader => EtcdError::NoLeader,
+            ProposeError::LeaderChanged => EtcdError::LeaderChanged,
+            ProposeError::TooManyRequests => EtcdError::TooManyRequests,
+            ProposeError::Timeout => EtcdError::Timeout,
+            ProposeError::Stopped => EtcdError::Stopped,
+            ProposeError::Internal(message) => EtcdError::Internal(format!("etcdserver: {message}")),
+        }
+    }
+}
+
+macro_rules! status_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Status {
+            fn from(e: $t) -> Status {
+                EtcdError::from(e).into()
+            }
+        }
+    )*};
+}
+status_from!(MvccError, ApplyError, ProposeError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_match_etcd() {
+        let status = Status::from(ApplyError::Mvcc(MvccError::Compacted));
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert_eq!(status.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(Status::from(ProposeError::NoLeader).code(), Code::Unavailable);
+    }
+}

@@ -1,0 +1,99 @@
+//! etcd's KV service: Range, Put, DeleteRange, Txn and Compact.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::{validate, Context};
+use crate::apply::Command;
+use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::proto::etcdserverpb::{
+    request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+
+pub struct KvService {
+    context: Arc<Context>,
+}
+
+impl KvService {
+    pub fn new(context: Arc<Context>) -> Self {
+        KvService { context }
+    }
+}
+
+/// A transaction with no write in either branch, at any depth.
+fn is_read_only(r: &TxnRequest) -> bool {
+    r.success.iter().chain(&r.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(_)) | None => true,
+        Some(request_op::Request::RequestTxn(inner)) => is_read_only(inner),
+        _ => false,
+    })
+}
+
+/// etcd serves a read-only txn without a read index only when every op is a
+/// serializable range.
+fn is_serializable(r: &TxnRequest) -> bool {
+    r.success.iter().chain(&r.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(range)) => range.serializable,
+        _ => false,
+    })
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let request = request.into_inner();
+        validate::range(&request)?;
+        if !request.serializable {
+            self.context.replica.linearize().await?;
+        }
+        let mut response = self.context.applier.read().range(&request)?;
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let request = request.into_inner();
+        validate::put(&request)?;
+        let mut response: PutResponse = self.context.propose(Command::Put(request.encode_to_vec())).await?;
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let request = request.into_inner();
+        validate::delete_range(&request)?;
+        let mut response: DeleteRangeResponse =
+            self.context.propose(Command::DeleteRange(request.encode_to_vec())).await?;
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let request = request.into_inner();
+        validate::txn(&request, self.context.max_txn_ops)?;
+        let mut response = if is_read_only(&request) {
+            if !is_serializable(&request) {
+                self.context.replica.linearize().await?;
+            }
+            self.context.applier.write().txn_read_only(&request)?
+        } else {
+            self.context.propose(Command::Txn(request.encode_to_vec())).await?
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+
+    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        let request = request.into_inner();
+        let mut response: CompactionResponse =
+            self.context.propose(Command::Compact(request.encode_to_vec())).await?;
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+}

@@ -1,0 +1,76 @@
+//! The client API: one module per etcd gRPC service, the HTTP endpoints that
+//! share the client port, and the context every handler works with.
+
+mod cluster;
+mod error;
+mod http;
+mod kv;
+mod validate;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use prost::Message;
+use tonic::service::Routes;
+use tonic::Status;
+
+pub use error::EtcdError;
+
+use crate::apply::{Applier, Command};
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::raft::Replica;
+
+/// etcd's gRPC servers accept this much over `--max-request-bytes` so the
+/// server, not the transport, reports a request that is too large.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The API level ferrocd implements, reported by `/version` and Status.
+pub const ETCD_VERSION: &str = "3.4.0";
+pub const ETCD_CLUSTER_VERSION: &str = "3.4.0";
+
+/// What every handler needs: the replicated log, the applied state, and the
+/// identity and limits of this member.
+pub struct Context {
+    pub replica: Arc<Replica>,
+    /// Shared with the state machine, which is its only writer.
+    pub applier: Arc<RwLock<Applier>>,
+    pub cluster_id: u64,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+}
+
+impl Context {
+    /// Completes a response header: identity and term, keeping the revision.
+    pub fn fill(&self, header: &mut Option<ResponseHeader>) {
+        let header = header.get_or_insert_with(Default::default);
+        header.cluster_id = self.cluster_id;
+        header.member_id = self.replica.member_id();
+        header.raft_term = self.replica.term();
+    }
+
+    /// Replicates a command and decodes the etcd response it produced.
+    pub async fn propose<M: Message + Default>(&self, command: Command) -> Result<M, Status> {
+        let size = match &command {
+            Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => b.len(),
+            Command::Publish { .. } => 0,
+        };
+        if size > self.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge.into());
+        }
+        let applied = self.replica.propose(command).await?;
+        let body = applied
+            .outcome
+            .ok_or_else(|| Status::internal("etcdserver: command produced no result"))??;
+        M::decode(body.as_slice()).map_err(|e| Status::internal(format!("etcdserver: {e}")))
+    }
+}
+
+/// Every gRPC service and HTTP endpoint of the client port.
+pub fn client_routes(context: Arc<Context>) -> Routes {
+    let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
+        .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())));
+    Routes::from(http::routes(grpc.into_axum_router(), context))
+}

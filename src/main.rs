@@ -1,0 +1,45 @@
+//! The `ferrocd` server binary: configuration, logging, then the server.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use ferrocd::config::{self, Loaded};
+use ferrocd::system::{signals, telemetry};
+
+fn main() -> ExitCode {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let config = match config::load(std::env::args_os().collect(), &env) {
+        Ok(Loaded::Run(config)) => config,
+        Ok(Loaded::Exit { message, code }) => {
+            if code == 0 {
+                print!("{message}");
+            } else {
+                eprint!("{message}");
+            }
+            return ExitCode::from(code as u8);
+        }
+        Err(e) => {
+            eprintln!("ferrocd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&config.log_level);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferrocd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ferrocd::server::run(config, signals::shutdown())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("ferrocd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

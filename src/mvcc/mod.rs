@@ -1,0 +1,28 @@
+//! Multi-version key-value state with etcd's semantics: one global revision,
+//! per-key create/mod revisions and versions, reads at past revisions, and
+//! compaction. Nothing here knows about gRPC or Raft.
+
+mod index;
+mod revision;
+mod store;
+
+pub use index::key_bounds;
+pub use revision::Revision;
+pub use store::{RangeOptions, RangeResult, Store, WriteTxn};
+
+/// Errors of the MVCC layer; the API maps each to etcd's wire error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum MvccError {
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("mvcc: required revision is a future revision")]
+    FutureRevision,
+    #[error("mvcc: {0}")]
+    Storage(String),
+}
+
+impl From<crate::storage::StorageError> for MvccError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        MvccError::Storage(e.to_string())
+    }
+}

@@ -1,0 +1,52 @@
+//! Consensus: openraft's type configuration for ferrocd, the sled-backed log
+//! and state machine, the peer network, and the [`Replica`] handle the API
+//! uses to propose commands and to make reads linearizable.
+
+pub mod ids;
+mod log_store;
+mod network;
+mod peer_service;
+mod replica;
+mod state_machine;
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{Applied, Command};
+
+pub use log_store::LogStore;
+pub use network::{PeerChannels, PeerNetwork, MAX_PEER_MESSAGE};
+pub use peer_service::PeerService;
+pub use replica::{ProposeError, Replica};
+pub use state_machine::StateMachine;
+
+openraft::declare_raft_types!(
+    /// ferrocd's openraft types: commands in, applied results out, members
+    /// identified by etcd's member IDs.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = PeerNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<u64>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<u64, PeerNode>;
+pub type StorageError = openraft::StorageError<u64>;
+
+/// What the Raft membership records of a member: how to reach it, and the
+/// name it was given in `--initial-cluster` (empty for members added later,
+/// until they publish one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerNode {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+fn io_error(e: impl std::error::Error + 'static) -> openraft::AnyError {
+    openraft::AnyError::new(&e)
+}

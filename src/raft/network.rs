@@ -1,0 +1,148 @@
+//! The client side of member-to-member traffic: one lazily connected gRPC
+//! channel per peer, used by openraft's replication and by request
+//! forwarding. Payloads are bincode-encoded openraft messages.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{PeerNode, TypeConfig};
+use crate::proto::peer::peer_client::PeerClient;
+use crate::proto::peer::Blob;
+
+/// Largest message a peer accepts or sends (a snapshot chunk or a batch of
+/// entries); well above `--max-request-bytes` times openraft's batch size.
+pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Channels to peers, keyed by member ID; reconnects when a peer's URL changes.
+#[derive(Default)]
+pub struct PeerChannels {
+    channels: Mutex<HashMap<u64, (String, Channel)>>,
+}
+
+impl PeerChannels {
+    pub fn client(&self, member_id: u64, node: &PeerNode) -> Result<PeerClient<Channel>, String> {
+        let url = node
+            .peer_urls
+            .first()
+            .ok_or_else(|| format!("member {member_id:x} has no peer URL"))?
+            .clone();
+        let mut channels = self.channels.lock();
+        let channel = match channels.get(&member_id) {
+            Some((known, channel)) if *known == url => channel.clone(),
+            _ => {
+                let channel = Endpoint::from_shared(url.clone())
+                    .map_err(|e| format!("bad peer URL {url}: {e}"))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                channels.insert(member_id, (url, channel.clone()));
+                channel
+            }
+        };
+        Ok(PeerClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Blob {
+    Blob { data: bincode::serialize(value).expect("in-memory serialization") }
+}
+
+pub fn decode<T: DeserializeOwned>(blob: &Blob) -> Result<T, bincode::Error> {
+    bincode::deserialize(&blob.data)
+}
+
+/// openraft's factory of per-peer connections.
+pub struct PeerNetwork {
+    channels: std::sync::Arc<PeerChannels>,
+}
+
+impl PeerNetwork {
+    pub fn new(channels: std::sync::Arc<PeerChannels>) -> Self {
+        PeerNetwork { channels }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> PeerConnection {
+        PeerConnection { target, client: self.channels.client(target, node) }
+    }
+}
+
+pub struct PeerConnection {
+    target: u64,
+    client: Result<PeerClient<Channel>, String>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(&mut self, method: Method, body: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self
+            .client
+            .as_mut()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone()))))?;
+        let mut request = tonic::Request::new(encode(body));
+        request.set_timeout(option.hard_ttl());
+        let reply = match method {
+            Method::AppendEntries => client.append_entries(request).await,
+            Method::Vote => client.vote(request).await,
+            Method::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let blob = reply.map_err(|status| match status.code() {
+            tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
+            _ => RPCError::Network(NetworkError::new(&status)),
+        })?;
+        let result: Result<Resp, RaftError<u64, E>> =
+            decode(blob.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+enum Method {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
+        self.call(Method::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        self.call(Method::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> RpcResult<VoteResponse<u64>, openraft::error::Infallible> {
+        self.call(Method::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,57 @@
+//! The server side of member-to-member traffic on the peer URLs: Raft RPCs,
+//! writes forwarded by followers, and read-index requests.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::network::{decode, encode};
+use super::Replica;
+use crate::apply::Command;
+use crate::proto::peer::peer_server::Peer;
+use crate::proto::peer::Blob;
+
+pub struct PeerService {
+    replica: Arc<Replica>,
+}
+
+impl PeerService {
+    pub fn new(replica: Arc<Replica>) -> Self {
+        PeerService { replica }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(request: &Request<Blob>) -> Result<T, Status> {
+    decode(request.get_ref()).map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
+}
+
+fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Blob>, Status> {
+    Ok(Response::new(encode(value)))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = parse(&request)?;
+        reply(&self.replica.raft().append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = parse(&request)?;
+        reply(&self.replica.raft().vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = parse(&request)?;
+        reply(&self.replica.raft().install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let command: Command = parse(&request)?;
+        reply(&self.replica.propose_as_leader(command).await)
+    }
+
+    async fn read_index(&self, _request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        reply(&self.replica.read_index().await)
+    }
+}

@@ -1,0 +1,146 @@
+//! Starting and stopping a member: open the data dir, start Raft and the peer
+//! and client listeners, publish this member, and shut everything down in a
+//! fixed order when asked.
+
+mod bootstrap;
+mod listeners;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use openraft::SnapshotPolicy;
+use tokio::sync::watch;
+
+pub use bootstrap::url_string;
+
+use crate::api::{self, Context};
+use crate::apply::{Command, MemberAttributes};
+use crate::config::Config;
+use crate::raft::{LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, StateMachine};
+use crate::storage::Backend;
+
+/// Log entries kept after a snapshot so slow followers can catch up from the
+/// log (etcd's SnapshotCatchUpEntries).
+const CATCH_UP_ENTRIES: u64 = 5000;
+/// How long shutdown waits for in-flight requests before closing anyway.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs a member until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let backend = open_data_dir(&config.data_dir)?;
+    let identity = bootstrap::resolve(&config, &backend)?;
+    tracing::info!(
+        member_id = %format!("{:x}", identity.member_id),
+        cluster_id = %format!("{:x}", identity.cluster_id),
+        name = %config.name,
+        data_dir = %config.data_dir.display(),
+        "starting member"
+    );
+
+    let raft_config = raft_config(&config)?;
+    let channels = Arc::new(PeerChannels::default());
+    let log_store = LogStore::open(&backend)?;
+    let state_machine = StateMachine::open(&backend).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let applier = state_machine.applier();
+    let raft = Raft::new(
+        identity.member_id,
+        Arc::new(raft_config),
+        PeerNetwork::new(channels.clone()),
+        log_store,
+        state_machine,
+    )
+    .await
+    .context("cannot start raft")?;
+    if !raft.is_initialized().await? {
+        raft.initialize(identity.initial_members.clone())
+            .await
+            .context("cannot initialize the cluster")?;
+    }
+
+    let request_timeout = Duration::from_secs(5) + 2 * config.election_timeout;
+    let replica = Arc::new(Replica::new(raft.clone(), identity.member_id, channels, request_timeout));
+    let context = Arc::new(Context {
+        replica: replica.clone(),
+        applier,
+        cluster_id: identity.cluster_id,
+        max_request_bytes: config.max_request_bytes,
+        max_txn_ops: config.max_txn_ops,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let peers = listeners::serve_peers(&config.listen_peer_urls, PeerService::new(replica.clone()), stop_rx.clone())
+        .await?;
+    let clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?;
+    let publisher = tokio::spawn(publish(replica.clone(), config.name.clone(), config.advertise_client_urls.iter().map(url_string).collect()));
+
+    shutdown.await;
+    tracing::info!("received shutdown signal, stopping");
+    publisher.abort();
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients)).await.is_err() {
+        tracing::warn!("client connections did not drain in time; closing them");
+    }
+    tracing::info!("client listeners stopped");
+    raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    tracing::info!("raft stopped");
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, listeners::join(peers)).await;
+    backend.flush_blocking()?;
+    tracing::info!("data flushed; member stopped");
+    Ok(())
+}
+
+fn open_data_dir(data_dir: &Path) -> anyhow::Result<Backend> {
+    let member_dir = data_dir.join("member");
+    std::fs::create_dir_all(&member_dir)
+        .with_context(|| format!("cannot access data directory: mkdir {}", member_dir.display()))?;
+    set_private(data_dir)?;
+    Backend::open(&member_dir.join("db"))
+        .with_context(|| format!("cannot open the database in {}", member_dir.display()))
+}
+
+/// The data dir is readable by its owner only, as etcd makes it.
+fn set_private(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot access data directory: chmod {}", dir.display()))
+}
+
+fn raft_config(config: &Config) -> anyhow::Result<openraft::Config> {
+    let heartbeat = config.heartbeat_interval.as_millis() as u64;
+    let election = config.election_timeout.as_millis() as u64;
+    openraft::Config {
+        cluster_name: config.initial_cluster_token.clone(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
+        max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(config.snapshot_count),
+        ..Default::default()
+    }
+    .validate()
+    .context("invalid raft timing")
+}
+
+/// Announces this member's name and client URLs through the log (etcd's
+/// publish), retrying until it is committed; then the member is ready.
+async fn publish(replica: Arc<Replica>, name: String, client_urls: Vec<String>) {
+    let member_id = replica.member_id();
+    let attributes = MemberAttributes { name, client_urls };
+    loop {
+        let command = Command::Publish { member_id, attributes: attributes.clone() };
+        match replica.propose(command).await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "publish not committed yet; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::info!(
+        member_id = %format!("{member_id:x}"),
+        "published member attributes; ready to serve client requests"
+    );
+}

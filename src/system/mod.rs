@@ -1,0 +1,4 @@
+//! Process-level concerns: signals and logging setup.
+
+pub mod signals;
+pub mod telemetry;
