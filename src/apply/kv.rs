@@ -66,11 +66,12 @@ fn range_in(view: &impl View, r: &RangeRequest) -> Result<RangeResponse, ApplyEr
         (range_request::SortOrder::None, _) => Some(range_request::SortOrder::Ascend),
         (order, _) => Some(order),
     };
-    if let Some(order) = order {
-        kvs.sort_by(|a, b| compare_by(sort_target, a, b));
-        if order == range_request::SortOrder::Descend {
-            kvs.reverse();
-        }
+    // Stable sorts: equal elements keep their key order, as etcd's sort
+    // (insertion sort on small inputs) leaves them.
+    match order {
+        Some(range_request::SortOrder::Descend) => kvs.sort_by(|a, b| compare_by(sort_target, b, a)),
+        Some(_) => kvs.sort_by(|a, b| compare_by(sort_target, a, b)),
+        None => {}
     }
     let mut more = false;
     if r.limit > 0 && kvs.len() > r.limit as usize {
