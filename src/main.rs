@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("ferrocd: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(e.exit_code() as u8);
         }
     };
     telemetry::init(&config.log_level);

@@ -3,7 +3,10 @@
 //!
 //! sled holds writes in memory until they are flushed; nothing written here is
 //! durable before [`Backend::flush`] returns, and callers that acknowledge
-//! writes (Raft votes and log appends) flush first.
+//! writes (Raft votes and log appends) flush first. On Linux sled's own flush
+//! ends in `sync_file_range`, which neither persists the file's metadata nor
+//! flushes the drive's cache, so every flush is followed by an `fdatasync`
+//! of sled's log file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +29,8 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 #[derive(Clone)]
 pub struct Backend {
     db: sled::Db,
+    /// sled's data file, kept open to `fdatasync` it after each flush.
+    data_file: Arc<std::fs::File>,
     stats: Arc<FlushStats>,
 }
 
@@ -45,8 +50,10 @@ impl Backend {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
             .open()?;
+        let data_file = std::fs::File::open(dir.join("db")).map_err(sled::Error::Io)?;
         Ok(Backend {
             db,
+            data_file: Arc::new(data_file),
             stats: Arc::default(),
         })
     }
@@ -59,6 +66,11 @@ impl Backend {
     pub async fn flush(&self) -> Result<()> {
         let started = Instant::now();
         self.db.flush_async().await?;
+        let file = self.data_file.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?
+            .map_err(sled::Error::Io)?;
         self.record_flush(started.elapsed());
         Ok(())
     }
@@ -67,6 +79,7 @@ impl Backend {
     pub fn flush_blocking(&self) -> Result<()> {
         let started = Instant::now();
         self.db.flush()?;
+        self.data_file.sync_data().map_err(sled::Error::Io)?;
         self.record_flush(started.elapsed());
         Ok(())
     }

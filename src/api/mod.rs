@@ -5,6 +5,7 @@ mod cluster;
 mod error;
 mod http;
 mod kv;
+mod maintenance;
 mod validate;
 
 use std::sync::Arc;
@@ -19,8 +20,10 @@ pub use error::EtcdError;
 use crate::apply::{Applier, Command};
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::raft::Replica;
+use crate::storage::Backend;
 
 /// etcd's gRPC servers accept this much over `--max-request-bytes` so the
 /// server, not the transport, reports a request that is too large.
@@ -36,6 +39,7 @@ pub struct Context {
     pub replica: Arc<Replica>,
     /// Shared with the state machine, which is its only writer.
     pub applier: Arc<RwLock<Applier>>,
+    pub backend: Backend,
     pub cluster_id: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
@@ -71,6 +75,7 @@ impl Context {
 pub fn client_routes(context: Arc<Context>) -> Routes {
     let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
-        .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())));
+        .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())))
+        .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(context.clone())));
     Routes::from(http::routes(grpc.into_axum_router(), context))
 }

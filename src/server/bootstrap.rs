@@ -30,6 +30,8 @@ pub enum BootstrapError {
          runtime reconfiguration, which this ferrocd version does not support yet"
     )]
     JoinUnsupported,
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
 }
@@ -49,6 +51,7 @@ pub fn resolve(config: &Config, backend: &Backend) -> Result<Identity, Bootstrap
     if config.initial_cluster_state == ClusterState::Existing {
         return Err(BootstrapError::JoinUnsupported);
     }
+    config.verify_bootstrap().map_err(|e| BootstrapError::Config(e.to_string()))?;
     let identity = derive(config);
     meta.insert(IDENTITY, bincode::serialize(&identity).expect("in-memory serialization"))?;
     backend.flush_blocking()?;

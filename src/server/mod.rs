@@ -65,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let context = Arc::new(Context {
         replica: replica.clone(),
         applier,
+        backend: backend.clone(),
         cluster_id: identity.cluster_id,
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
@@ -73,14 +74,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (stop_tx, stop_rx) = watch::channel(false);
     let peers = listeners::serve_peers(&config.listen_peer_urls, PeerService::new(replica.clone()), stop_rx.clone())
         .await?;
-    let clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?;
-    let publisher = tokio::spawn(publish(replica.clone(), config.name.clone(), config.advertise_client_urls.iter().map(url_string).collect()));
-
-    shutdown.await;
+    // As etcd: client requests are served only once this member's
+    // attributes are committed, so MemberList always shows a serving member.
+    let client_urls = config.advertise_client_urls.iter().map(url_string).collect();
+    tokio::pin!(shutdown);
+    let clients = tokio::select! {
+        _ = publish(replica.clone(), config.name.clone(), client_urls) => {
+            Some(listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?)
+        }
+        _ = &mut shutdown => None,
+    };
+    if clients.is_some() {
+        shutdown.await;
+    }
     tracing::info!("received shutdown signal, stopping");
-    publisher.abort();
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients)).await.is_err() {
+    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default())).await.is_err() {
         tracing::warn!("client connections did not drain in time; closing them");
     }
     tracing::info!("client listeners stopped");
@@ -139,8 +148,6 @@ async fn publish(replica: Arc<Replica>, name: String, client_urls: Vec<String>) 
             }
         }
     }
-    tracing::info!(
-        member_id = %format!("{member_id:x}"),
-        "published member attributes; ready to serve client requests"
-    );
+    tracing::info!(member_id = %format!("{member_id:x}"), "published member attributes");
+    tracing::info!("ready to serve client requests");
 }

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real binaries driven by etcdctl and the etcd-client crate.
+
+mod cluster;
+mod durability;
+mod kv_compare;
+mod lifecycle;
+mod support;
