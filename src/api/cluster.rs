@@ -65,7 +65,10 @@ impl Cluster for ClusterService {
         if request.get_ref().linearizable {
             self.context.replica.linearize().await?;
         }
-        let mut response = MemberListResponse { header: None, members: self.members() };
+        let mut response = MemberListResponse {
+            header: None,
+            members: self.members(),
+        };
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
     }

@@ -42,8 +42,14 @@ impl EtcdError {
             TooManyOps => (Code::InvalidArgument, "etcdserver: too many operations in txn request"),
             DuplicateKey => (Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
             InvalidSortOption => (Code::InvalidArgument, "etcdserver: invalid sort option"),
-            Compacted => (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
-            FutureRev => (Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
+            Compacted => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            FutureRev => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
             LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
             RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
             TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
@@ -116,7 +122,10 @@ mod tests {
     fn strings_match_etcd() {
         let status = Status::from(ApplyError::Mvcc(MvccError::Compacted));
         assert_eq!(status.code(), Code::OutOfRange);
-        assert_eq!(status.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            status.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         assert_eq!(Status::from(ProposeError::NoLeader).code(), Code::Unavailable);
     }
 }

@@ -68,8 +68,10 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let request = request.into_inner();
         validate::delete_range(&request)?;
-        let mut response: DeleteRangeResponse =
-            self.context.propose(Command::DeleteRange(request.encode_to_vec())).await?;
+        let mut response: DeleteRangeResponse = self
+            .context
+            .propose(Command::DeleteRange(request.encode_to_vec()))
+            .await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
     }
@@ -91,8 +93,7 @@ impl Kv for KvService {
 
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let request = request.into_inner();
-        let mut response: CompactionResponse =
-            self.context.propose(Command::Compact(request.encode_to_vec())).await?;
+        let mut response: CompactionResponse = self.context.propose(Command::Compact(request.encode_to_vec())).await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
     }

@@ -11,8 +11,8 @@ use super::{Context, ETCD_VERSION};
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse,
 };
 
 pub struct MaintenanceService {
@@ -96,6 +96,8 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
-        Err(Status::unimplemented("unknown method Downgrade for service etcdserverpb.Maintenance"))
+        Err(Status::unimplemented(
+            "unknown method Downgrade for service etcdserverpb.Maintenance",
+        ))
     }
 }

@@ -76,6 +76,8 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
     let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
         .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())))
-        .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(context.clone())));
+        .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(
+            context.clone(),
+        )));
     Routes::from(http::routes(grpc.into_axum_router(), context))
 }

@@ -81,8 +81,15 @@ struct Interval {
 
 impl Interval {
     fn of(key: &[u8], range_end: &[u8]) -> Self {
-        let end = if range_end.is_empty() { [key, &[0]].concat() } else { range_end.to_vec() };
-        Interval { start: key.to_vec(), end }
+        let end = if range_end.is_empty() {
+            [key, &[0]].concat()
+        } else {
+            range_end.to_vec()
+        };
+        Interval {
+            start: key.to_vec(),
+            end,
+        }
     }
 
     fn contains(&self, key: &[u8]) -> bool {
@@ -102,7 +109,9 @@ fn intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), Etc
         .collect();
     let mut puts: HashSet<Vec<u8>> = HashSet::new();
     for op in ops {
-        let Some(request_op::Request::RequestTxn(inner)) = &op.request else { continue };
+        let Some(request_op::Request::RequestTxn(inner)) = &op.request else {
+            continue;
+        };
         let (puts_then, deletes_then) = intervals(&inner.success)?;
         let (puts_else, deletes_else) = intervals(&inner.failure)?;
         for key in &puts_then {
@@ -123,7 +132,9 @@ fn intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), Etc
         deletes.extend(deletes_else);
     }
     for op in ops {
-        let Some(request_op::Request::RequestPut(p)) = &op.request else { continue };
+        let Some(request_op::Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if puts.contains(&p.key) || deletes.iter().any(|d| d.contains(&p.key)) {
             return Err(EtcdError::DuplicateKey);
         }
@@ -138,7 +149,10 @@ mod tests {
 
     fn put_op(key: &str) -> RequestOp {
         RequestOp {
-            request: Some(request_op::Request::RequestPut(PutRequest { key: key.into(), ..Default::default() })),
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
         }
     }
 
@@ -154,17 +168,30 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused() {
-        let twice = TxnRequest { success: vec![put_op("a"), put_op("a")], ..Default::default() };
+        let twice = TxnRequest {
+            success: vec![put_op("a"), put_op("a")],
+            ..Default::default()
+        };
         assert_eq!(txn(&twice, 128), Err(EtcdError::DuplicateKey));
-        let put_and_delete = TxnRequest { success: vec![put_op("b"), delete_op("a", "c")], ..Default::default() };
+        let put_and_delete = TxnRequest {
+            success: vec![put_op("b"), delete_op("a", "c")],
+            ..Default::default()
+        };
         assert_eq!(txn(&put_and_delete, 128), Err(EtcdError::DuplicateKey));
-        let branches = TxnRequest { success: vec![put_op("a")], failure: vec![put_op("a")], ..Default::default() };
+        let branches = TxnRequest {
+            success: vec![put_op("a")],
+            failure: vec![put_op("a")],
+            ..Default::default()
+        };
         assert_eq!(txn(&branches, 128), Ok(()));
     }
 
     #[test]
     fn too_many_ops() {
-        let big = TxnRequest { success: (0..3).map(|i| put_op(&i.to_string())).collect(), ..Default::default() };
+        let big = TxnRequest {
+            success: (0..3).map(|i| put_op(&i.to_string())).collect(),
+            ..Default::default()
+        };
         assert_eq!(txn(&big, 2), Err(EtcdError::TooManyOps));
     }
 }

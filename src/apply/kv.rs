@@ -39,10 +39,8 @@ pub(super) fn range(store: &Store, request: &RangeRequest) -> Result<RangeRespon
 fn range_in(view: &impl View, r: &RangeRequest) -> Result<RangeResponse, ApplyError> {
     let sort_order = range_request::SortOrder::try_from(r.sort_order).unwrap_or_default();
     let sort_target = range_request::SortTarget::try_from(r.sort_target).unwrap_or_default();
-    let filtered = r.min_mod_revision != 0
-        || r.max_mod_revision != 0
-        || r.min_create_revision != 0
-        || r.max_create_revision != 0;
+    let filtered =
+        r.min_mod_revision != 0 || r.max_mod_revision != 0 || r.min_create_revision != 0 || r.max_create_revision != 0;
     // Sorting and filtering need every key; otherwise fetch one extra to
     // know whether there is `more`.
     let limit = if sort_order != range_request::SortOrder::None || filtered || r.limit <= 0 {
@@ -50,7 +48,11 @@ fn range_in(view: &impl View, r: &RangeRequest) -> Result<RangeResponse, ApplyEr
     } else {
         r.limit as usize + 1
     };
-    let opts = RangeOptions { limit, revision: r.revision, count_only: r.count_only };
+    let opts = RangeOptions {
+        limit,
+        revision: r.revision,
+        count_only: r.count_only,
+    };
     let result = view.read(&r.key, &r.range_end, opts)?;
     let mut kvs = result.kvs;
     kvs.retain(|kv| {
@@ -159,7 +161,10 @@ fn delete_in(txn: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> Result<DeleteRan
 
 pub(super) fn compact(store: &mut Store, request: &CompactionRequest) -> Result<Vec<u8>, ApplyError> {
     store.compact(request.revision)?;
-    Ok(CompactionResponse { header: header(store.revision()) }.encode_to_vec())
+    Ok(CompactionResponse {
+        header: header(store.revision()),
+    }
+    .encode_to_vec())
 }
 
 /// A transaction: every compare (nested ones too) is evaluated against the
@@ -265,7 +270,15 @@ fn check_ops(
                 if r.revision > store_revision {
                     return Err(crate::mvcc::MvccError::FutureRevision.into());
                 }
-                txn.range(&r.key, b"", RangeOptions { revision: r.revision, count_only: true, limit: 0 })?;
+                txn.range(
+                    &r.key,
+                    b"",
+                    RangeOptions {
+                        revision: r.revision,
+                        count_only: true,
+                        limit: 0,
+                    },
+                )?;
             }
             Some(request_op::Request::RequestTxn(inner)) => check_ops(txn, inner, path)?,
             _ => {}
@@ -295,7 +308,13 @@ fn execute(
             }
             None => continue,
         };
-        responses.push(ResponseOp { response: Some(response) });
+        responses.push(ResponseOp {
+            response: Some(response),
+        });
     }
-    Ok(TxnResponse { header: None, succeeded, responses })
+    Ok(TxnResponse {
+        header: None,
+        succeeded,
+        responses,
+    })
 }

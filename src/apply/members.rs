@@ -31,11 +31,14 @@ impl Members {
             let id_bytes: [u8; 8] = key[PREFIX.len()..]
                 .try_into()
                 .map_err(|_| MvccError::Storage("corrupt member key".into()))?;
-            let attributes = serde_json::from_slice(&value)
-                .map_err(|_| MvccError::Storage("corrupt member attributes".into()))?;
+            let attributes =
+                serde_json::from_slice(&value).map_err(|_| MvccError::Storage("corrupt member attributes".into()))?;
             published.insert(u64::from_be_bytes(id_bytes), attributes);
         }
-        Ok(Members { published, dirty: Vec::new() })
+        Ok(Members {
+            published,
+            dirty: Vec::new(),
+        })
     }
 
     pub fn get(&self, member_id: u64) -> Option<&MemberAttributes> {

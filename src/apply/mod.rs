@@ -24,7 +24,10 @@ pub enum Command {
     Txn(Vec<u8>),
     Compact(Vec<u8>),
     /// A member announces its name and client URLs (etcd's publish).
-    Publish { member_id: u64, attributes: MemberAttributes },
+    Publish {
+        member_id: u64,
+        attributes: MemberAttributes,
+    },
 }
 
 /// The result of applying a command: the encoded etcd response, or an error.
@@ -54,7 +57,10 @@ pub struct Applier {
 impl Applier {
     pub fn open(space: Keyspace) -> Result<Self, MvccError> {
         let members = Members::load(&space)?;
-        Ok(Applier { store: Store::open(space)?, members })
+        Ok(Applier {
+            store: Store::open(space)?,
+            members,
+        })
     }
 
     /// Re-reads all state from the backend, after a snapshot replaced it.
@@ -80,9 +86,7 @@ impl Applier {
                 decode::<DeleteRangeRequest>(body).and_then(|r| kv::delete_range(&mut self.store, &r))
             }
             Command::Txn(body) => decode::<TxnRequest>(body).and_then(|r| kv::txn(&mut self.store, &r)),
-            Command::Compact(body) => {
-                decode::<CompactionRequest>(body).and_then(|r| kv::compact(&mut self.store, &r))
-            }
+            Command::Compact(body) => decode::<CompactionRequest>(body).and_then(|r| kv::compact(&mut self.store, &r)),
             Command::Publish { member_id, attributes } => {
                 self.members.publish(*member_id, attributes.clone());
                 Ok(Vec::new())
@@ -115,5 +119,8 @@ fn decode<M: prost::Message + Default>(body: &[u8]) -> Result<M, ApplyError> {
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }

@@ -85,15 +85,13 @@ fn to_usize(n: u64) -> usize {
 /// count in revision mode). "0" turns compaction off.
 fn auto_compaction(mode: &str, retention: &str) -> Result<Option<AutoCompaction>, ConfigError> {
     let retention = if retention.is_empty() { "0" } else { retention };
-    let invalid =
-        |why: String| ConfigError::Invalid(format!("error parsing CompactionRetention: {why}"));
+    let invalid = |why: String| ConfigError::Invalid(format!("error parsing CompactionRetention: {why}"));
     let integer = retention.parse::<i64>().ok().filter(|&n| n >= 0);
     let amount = match integer {
         Some(n) => n,
         None => go_syntax::parse_duration(retention).map_err(invalid)?,
     };
-    let amount =
-        u64::try_from(amount).map_err(|_| invalid(format!("negative retention {retention:?}")))?;
+    let amount = u64::try_from(amount).map_err(|_| invalid(format!("negative retention {retention:?}")))?;
     Ok(match (mode, amount, integer.is_some()) {
         (_, 0, _) => None,
         ("periodic", hours, true) => Some(AutoCompaction::Periodic(Duration::from_secs(
@@ -150,10 +148,7 @@ mod tests {
     #[test]
     fn bad_retention_uses_etcds_text() {
         let prefix = "error parsing CompactionRetention: time:";
-        assert_eq!(
-            error("periodic", "abc"),
-            format!(r#"{prefix} invalid duration "abc""#)
-        );
+        assert_eq!(error("periodic", "abc"), format!(r#"{prefix} invalid duration "abc""#));
         assert_eq!(
             error("periodic", "-1"),
             format!(r#"{prefix} missing unit in duration "-1""#)

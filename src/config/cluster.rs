@@ -26,11 +26,7 @@ pub fn parse(spec: &str) -> Result<Vec<Entry>, String> {
 }
 
 /// etcd's checks for a member of a new cluster (`VerifyBootstrap`).
-pub fn check_new_member(
-    name: &str,
-    cluster: &[Entry],
-    advertised: &[String],
-) -> Result<(), String> {
+pub fn check_new_member(name: &str, cluster: &[Entry], advertised: &[String]) -> Result<(), String> {
     check_local_member(name, cluster)?;
     check_advertised(name, cluster, advertised)?;
     check_duplicate_urls(cluster)
@@ -113,10 +109,7 @@ fn check_duplicate_urls(cluster: &[Entry]) -> Result<(), String> {
     }
     let mut pairs: Vec<String> = cluster.iter().map(|(n, u)| format!("{n}={u}")).collect();
     pairs.sort();
-    Err(format!(
-        "initial cluster {} has duplicate url",
-        pairs.join(",")
-    ))
+    Err(format!("initial cluster {} has duplicate url", pairs.join(",")))
 }
 
 fn urls_of<'a>(name: &'a str, cluster: &'a [Entry]) -> impl Iterator<Item = &'a str> {
@@ -134,20 +127,13 @@ mod tests {
     const B: &str = "http://127.0.0.1:32381";
 
     fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(n, u)| (n.to_string(), u.to_string()))
-            .collect()
+        pairs.iter().map(|(n, u)| (n.to_string(), u.to_string())).collect()
     }
 
     #[test]
     fn parses_names_with_several_urls() {
         let parsed = parse("m2=http://b:2,m1=http://a:2,m1=http://a:1,").unwrap();
-        let expected = entries(&[
-            ("m1", "http://a:1"),
-            ("m1", "http://a:2"),
-            ("m2", "http://b:2"),
-        ]);
+        let expected = entries(&[("m1", "http://a:1"), ("m1", "http://a:2"), ("m2", "http://b:2")]);
         assert_eq!(parsed, expected);
         assert_eq!(parse(""), Ok(vec![]));
     }
@@ -172,10 +158,7 @@ mod tests {
     fn local_member_must_be_listed() {
         let cluster = entries(&[("a", A)]);
         let message = r#"couldn't find local name "b" in the initial cluster configuration"#;
-        assert_eq!(
-            check_new_member("b", &cluster, &[A.into()]),
-            Err(message.into())
-        );
+        assert_eq!(check_new_member("b", &cluster, &[A.into()]), Err(message.into()));
         assert_eq!(check_joining_member("b", &cluster), Err(message.into()));
         assert_eq!(check_new_member("a", &cluster, &[A.into()]), Ok(()));
     }
@@ -228,10 +211,7 @@ mod tests {
     fn urls_must_be_unique_across_members() {
         let cluster = entries(&[("default", A), ("b", A)]);
         let message = format!("initial cluster b={A},default={A} has duplicate url");
-        assert_eq!(
-            check_new_member("default", &cluster, &[A.into()]),
-            Err(message.clone())
-        );
+        assert_eq!(check_new_member("default", &cluster, &[A.into()]), Err(message.clone()));
         assert_eq!(check_joining_member("default", &cluster), Err(message));
     }
 }

@@ -203,25 +203,19 @@ impl Flag {
             Kind::Bool => go_syntax::parse_bool(raw)
                 .map(Value::Bool)
                 .ok_or_else(|| "parse error".to_string()),
-            Kind::Uint => go_syntax::parse_uint(raw, 64)
-                .map(Value::Uint)
-                .map_err(number),
-            Kind::Uint32 => go_syntax::parse_uint(raw, 32)
-                .map(Value::Uint)
-                .map_err(|e| {
-                    let why = match e {
-                        NumError::Syntax => "invalid syntax",
-                        NumError::Range => "value out of range",
-                    };
-                    format!("strconv.ParseUint: parsing {raw:?}: {why}")
-                }),
+            Kind::Uint => go_syntax::parse_uint(raw, 64).map(Value::Uint).map_err(number),
+            Kind::Uint32 => go_syntax::parse_uint(raw, 32).map(Value::Uint).map_err(|e| {
+                let why = match e {
+                    NumError::Syntax => "invalid syntax",
+                    NumError::Range => "value out of range",
+                };
+                format!("strconv.ParseUint: parsing {raw:?}: {why}")
+            }),
             Kind::Int => go_syntax::parse_int(raw).map(Value::Int).map_err(number),
             Kind::Duration => go_syntax::parse_duration(raw)
                 .map(Value::Duration)
                 .map_err(|_| "parse error".to_string()),
-            Kind::Urls(keep_default) if raw == keep_default && self.default != raw => {
-                self.parse(self.default)
-            }
+            Kind::Urls(keep_default) if raw == keep_default && self.default != raw => self.parse(self.default),
             Kind::Urls(keep_default) if raw == keep_default => Ok(Value::Urls(Vec::new())),
             Kind::Urls(_) => go_syntax::parse_urls(raw).map(Value::Urls),
             Kind::Choice(words) if !words.contains(&raw) => Err("invalid value".to_string()),
@@ -256,9 +250,7 @@ impl Flag {
             .help(help)
             .hide(self.kind == Kind::Legacy);
         if self.is_boolean() {
-            arg.num_args(0..=1)
-                .require_equals(true)
-                .default_missing_value("true")
+            arg.num_args(0..=1).require_equals(true).default_missing_value("true")
         } else {
             arg.allow_hyphen_values(true)
         }
@@ -322,9 +314,7 @@ pub fn scan(args: &[String]) -> Result<CommandLine, ConfigError> {
             if name == "help" || name == "h" {
                 return Ok(CommandLine::Help);
             }
-            return Err(ConfigError::Usage(format!(
-                "flag provided but not defined: -{name}"
-            )));
+            return Err(ConfigError::Usage(format!("flag provided but not defined: -{name}")));
         };
         let value = match (inline, flag.is_boolean()) {
             (Some(value), _) => value,
@@ -341,10 +331,7 @@ pub fn scan(args: &[String]) -> Result<CommandLine, ConfigError> {
 
 fn scanned(normalised: Vec<String>, positional: Option<&String>) -> CommandLine {
     let positional = positional.cloned();
-    CommandLine::Flags(Scanned {
-        normalised,
-        positional,
-    })
+    CommandLine::Flags(Scanned { normalised, positional })
 }
 
 /// The part of a flag argument after its one or two dashes, or `None` if it is not a flag.
@@ -398,11 +385,7 @@ mod tests {
     #[test]
     fn table_names_are_unique_and_defaults_are_valid() {
         for (i, flag) in FLAGS.iter().enumerate() {
-            assert!(
-                FLAGS[..i].iter().all(|f| f.name != flag.name),
-                "{}",
-                flag.name
-            );
+            assert!(FLAGS[..i].iter().all(|f| f.name != flag.name), "{}", flag.name);
             assert!(flag.parse(flag.default).is_ok(), "{}", flag.name);
         }
         command().debug_assert();
@@ -454,10 +437,7 @@ mod tests {
     #[test]
     fn help_is_recognised_in_every_go_form() {
         for form in ["-h", "--h", "-help", "--help", "--help=zz"] {
-            assert!(
-                matches!(scan(&strings(&[form, "x"])), Ok(CommandLine::Help)),
-                "{form}"
-            );
+            assert!(matches!(scan(&strings(&[form, "x"])), Ok(CommandLine::Help)), "{form}");
         }
         assert!(help_text().contains("--initial-cluster-token <TEXT>"));
         assert!(!help_text().contains("cluster-active-size"));
@@ -465,10 +445,7 @@ mod tests {
 
     #[test]
     fn command_line_errors_use_go_texts() {
-        assert_eq!(
-            scan_error(&["--nosuch"]),
-            "flag provided but not defined: -nosuch"
-        );
+        assert_eq!(scan_error(&["--nosuch"]), "flag provided but not defined: -nosuch");
         assert_eq!(scan_error(&["--name"]), "flag needs an argument: -name");
         assert_eq!(scan_error(&["---name", "x"]), "bad flag syntax: ---name");
         assert_eq!(scan_error(&["-=x"]), "bad flag syntax: -=x");
@@ -525,10 +502,7 @@ mod tests {
             Some("true")
         );
         assert_eq!(value(&["--name==x"], "name").as_deref(), Some("=x"));
-        assert_eq!(
-            value(&["--data-dir", "-x"], "data-dir").as_deref(),
-            Some("-x")
-        );
+        assert_eq!(value(&["--data-dir", "-x"], "data-dir").as_deref(), Some("-x"));
         assert_eq!(value(&[], "data-dir"), None);
     }
 }

@@ -120,10 +120,7 @@ pub fn parse_duration(orig: &str) -> Result<i64, String> {
     let mut total: u64 = 0;
     while !s.is_empty() {
         let (nanos, rest) = duration_term(s, orig)?;
-        total = total
-            .checked_add(nanos)
-            .filter(|&t| t <= 1 << 63)
-            .ok_or_else(invalid)?;
+        total = total.checked_add(nanos).filter(|&t| t <= 1 << 63).ok_or_else(invalid)?;
         s = rest;
     }
     match (negative, i64::try_from(total)) {
@@ -140,11 +137,7 @@ fn duration_term<'a>(s: &'a str, orig: &str) -> Result<(u64, &'a str), String> {
     let int_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (int_part, rest) = s.split_at(int_end);
     let (frac_part, rest) = match rest.strip_prefix('.') {
-        Some(after) => after.split_at(
-            after
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after.len()),
-        ),
+        Some(after) => after.split_at(after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len())),
         None => ("", rest),
     };
     if int_part.is_empty() && frac_part.is_empty() {
@@ -157,8 +150,7 @@ fn duration_term<'a>(s: &'a str, orig: &str) -> Result<(u64, &'a str), String> {
     if unit.is_empty() {
         return Err(format!("time: missing unit in duration {orig:?}"));
     }
-    let scale = unit_nanos(unit)
-        .ok_or_else(|| format!("time: unknown unit {unit:?} in duration {orig:?}"))?;
+    let scale = unit_nanos(unit).ok_or_else(|| format!("time: unknown unit {unit:?} in duration {orig:?}"))?;
     let whole: u64 = if int_part.is_empty() {
         0
     } else {
@@ -198,10 +190,7 @@ fn unit_nanos(unit: &str) -> Option<u64> {
 /// etcd's `types.NewURLs`: a comma-separated list of `scheme://host:port` URLs, trimmed and
 /// sorted; the error is etcd's text.
 pub fn parse_urls(list: &str) -> Result<Vec<String>, String> {
-    let mut urls = list
-        .split(',')
-        .map(check_url)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut urls = list.split(',').map(check_url).collect::<Result<Vec<_>, _>>()?;
     urls.sort();
     Ok(urls)
 }
@@ -211,9 +200,7 @@ fn check_url(raw: &str) -> Result<String, String> {
     let s = raw.trim();
     let (scheme, rest) = split_scheme(s)?;
     if !matches!(scheme.as_str(), "http" | "https" | "unix" | "unixs") {
-        return Err(format!(
-            "URL scheme must be http, https, unix, or unixs: {s}"
-        ));
+        return Err(format!("URL scheme must be http, https, unix, or unixs: {s}"));
     }
     let rest = rest.split('#').next().unwrap_or_default();
     let rest = rest.split('?').next().unwrap_or_default();
@@ -226,9 +213,7 @@ fn check_url(raw: &str) -> Result<String, String> {
         return Err(format!("parse {s:?}: invalid port {port:?} after host"));
     }
     if split_host_port(host).is_none() {
-        return Err(format!(
-            r#"URL address does not have the form "host:port": {s}"#
-        ));
+        return Err(format!(r#"URL address does not have the form "host:port": {s}"#));
     }
     if !path.is_empty() {
         return Err(format!("URL must not contain a path: {s}"));
@@ -258,8 +243,7 @@ fn invalid_port(host: &str) -> Option<&str> {
         &host[host.rfind(':')?..]
     };
     let digits = after_host.strip_prefix(':').unwrap_or(after_host);
-    let valid = after_host.is_empty()
-        || (after_host.starts_with(':') && digits.bytes().all(|b| b.is_ascii_digit()));
+    let valid = after_host.is_empty() || (after_host.starts_with(':') && digits.bytes().all(|b| b.is_ascii_digit()));
     (!valid).then_some(after_host)
 }
 
@@ -289,10 +273,7 @@ fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
 /// The host of a URL that [`parse_urls`] accepted (without brackets for IPv6).
 pub fn url_host(url: &str) -> &str {
     let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
-    let authority = after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit('@').next().unwrap_or_default();
     split_host_port(host_port).map_or("", |(host, _)| host)
 }
@@ -346,10 +327,7 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Ok(100_000_000));
         assert_eq!(parse_duration("3\u{b5}s"), Ok(3000));
         assert_eq!(parse_duration("-1m"), Ok(-60 * second));
-        assert_eq!(
-            parse_duration("abc"),
-            Err(r#"time: invalid duration "abc""#.into())
-        );
+        assert_eq!(parse_duration("abc"), Err(r#"time: invalid duration "abc""#.into()));
         assert_eq!(
             parse_duration("-1"),
             Err(r#"time: missing unit in duration "-1""#.into())
@@ -358,10 +336,7 @@ mod tests {
             parse_duration("1x"),
             Err(r#"time: unknown unit "x" in duration "1x""#.into())
         );
-        assert_eq!(
-            parse_duration(""),
-            Err(r#"time: invalid duration """#.into())
-        );
+        assert_eq!(parse_duration(""), Err(r#"time: invalid duration """#.into()));
         assert!(parse_duration("9999999999h").is_err());
     }
 
@@ -383,15 +358,9 @@ mod tests {
             assert!(parse_urls(ok).is_ok(), "{ok}");
         }
         let cases = [
-            (
-                "ftp://a:1",
-                "URL scheme must be http, https, unix, or unixs: ftp://a:1",
-            ),
+            ("ftp://a:1", "URL scheme must be http, https, unix, or unixs: ftp://a:1"),
             ("a:1", "URL scheme must be http, https, unix, or unixs: a:1"),
-            (
-                "http://a:1,",
-                "URL scheme must be http, https, unix, or unixs: ",
-            ),
+            ("http://a:1,", "URL scheme must be http, https, unix, or unixs: "),
             (
                 "http://a",
                 r#"URL address does not have the form "host:port": http://a"#,
@@ -399,10 +368,7 @@ mod tests {
             ("http://a:1/", "URL must not contain a path: http://a:1/"),
             ("http://a:1/p", "URL must not contain a path: http://a:1/p"),
             (":::", r#"parse ":::": missing protocol scheme"#),
-            (
-                "http://a:b",
-                r#"parse "http://a:b": invalid port ":b" after host"#,
-            ),
+            ("http://a:b", r#"parse "http://a:b": invalid port ":b" after host"#),
         ];
         for (input, message) in cases {
             assert_eq!(parse_urls(input), Err(message.to_string()), "{input}");

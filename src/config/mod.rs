@@ -90,11 +90,7 @@ impl Config {
             .collect();
         let checked = match self.initial_cluster_state {
             ClusterState::New => {
-                let advertised: Vec<String> = self
-                    .initial_advertise_peer_urls
-                    .iter()
-                    .map(url_text)
-                    .collect();
+                let advertised: Vec<String> = self.initial_advertise_peer_urls.iter().map(url_text).collect();
                 cluster::check_new_member(&self.name, &cluster, &advertised)
             }
             ClusterState::Existing => cluster::check_joining_member(&self.name, &cluster),
@@ -173,10 +169,7 @@ fn exit(message: String) -> Loaded {
 }
 
 fn version_text() -> String {
-    format!(
-        "ferrocd Version: {}\netcd API Version: 3.4",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("ferrocd Version: {}\netcd API Version: 3.4", env!("CARGO_PKG_VERSION"))
 }
 
 /// The arguments after the program name, which must be UTF-8.
@@ -184,12 +177,8 @@ fn utf8_args(args: Vec<OsString>) -> Result<Vec<String>, ConfigError> {
     args.into_iter()
         .skip(1)
         .map(|arg| {
-            arg.into_string().map_err(|arg| {
-                ConfigError::Usage(format!(
-                    "argument is not UTF-8: {:?}",
-                    arg.to_string_lossy()
-                ))
-            })
+            arg.into_string()
+                .map_err(|arg| ConfigError::Usage(format!("argument is not UTF-8: {:?}", arg.to_string_lossy())))
         })
         .collect()
 }
@@ -203,10 +192,7 @@ mod tests {
 
     fn load_with(args: &[&str], env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
         let args = std::iter::once("ferrocd").chain(args.iter().copied());
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         load(args.map(OsString::from).collect(), &env)
     }
 
@@ -233,14 +219,8 @@ mod tests {
         assert_eq!(c.listen_client_urls, urls(&["http://localhost:2379"]));
         assert_eq!(c.advertise_client_urls, urls(&["http://localhost:2379"]));
         assert_eq!(c.listen_peer_urls, urls(&["http://localhost:2380"]));
-        assert_eq!(
-            c.initial_advertise_peer_urls,
-            urls(&["http://localhost:2380"])
-        );
-        let default_member = (
-            "default".to_string(),
-            urls(&["http://localhost:2380"])[0].clone(),
-        );
+        assert_eq!(c.initial_advertise_peer_urls, urls(&["http://localhost:2380"]));
+        let default_member = ("default".to_string(), urls(&["http://localhost:2380"])[0].clone());
         assert_eq!(c.initial_cluster, vec![default_member]);
         assert_eq!(c.initial_cluster_state, ClusterState::New);
         assert_eq!(c.initial_cluster_token, "etcd-cluster");
@@ -291,10 +271,7 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(
-            (c.name.as_str(), c.data_dir.to_str()),
-            ("m1", Some("/var/lib/m1"))
-        );
+        assert_eq!((c.name.as_str(), c.data_dir.to_str()), ("m1", Some("/var/lib/m1")));
         assert_eq!(c.listen_client_urls, urls(&[CLIENT]));
         assert_eq!(c.initial_cluster[0].0, "m1");
         assert_eq!(c.initial_cluster[1].1, urls(&["http://127.0.0.1:32381"])[0]);
@@ -343,9 +320,7 @@ mod tests {
             panic!("no help");
         };
         assert!(message.contains("--heartbeat-interval <N>") && message.contains("--version"));
-        let Ok(Loaded::Exit { message, code: 0 }) =
-            load_with(&["--version"], &[("ETCD_NAME", "x")])
-        else {
+        let Ok(Loaded::Exit { message, code: 0 }) = load_with(&["--version"], &[("ETCD_NAME", "x")]) else {
             panic!("no version");
         };
         let expected = format!(
@@ -353,10 +328,7 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(message, expected);
-        assert_eq!(
-            error(&["--version", "extra"], &[]),
-            "'extra' is not a valid flag"
-        );
+        assert_eq!(error(&["--version", "extra"], &[]), "'extra' is not a valid flag");
     }
 
     #[test]
@@ -365,10 +337,7 @@ mod tests {
         assert_eq!(unknown.to_string(), "flag provided but not defined: -foo");
         assert_eq!(unknown.exit_code(), 2);
         let positional = load_with(&["--name=a", "foo", "--bar"], &[]).unwrap_err();
-        assert_eq!(
-            positional,
-            ConfigError::Invalid("'foo' is not a valid flag".into())
-        );
+        assert_eq!(positional, ConfigError::Invalid("'foo' is not a valid flag".into()));
         assert_eq!(positional.exit_code(), 1);
         assert_eq!(
             error(&["-heartbeat-interval", "x"], &[]),
@@ -390,11 +359,7 @@ mod tests {
     #[test]
     fn warnings_for_env_and_flags_ferrocd_ignores() {
         let c = config(
-            &[
-                "--config-file=/etc/etcd.yml",
-                "--cluster-active-size=3",
-                "--data-dir=d",
-            ],
+            &["--config-file=/etc/etcd.yml", "--cluster-active-size=3", "--data-dir=d"],
             &[("ETCD_FOO", "bar"), ("ETCD_AUTO_TLS", "true")],
         );
         assert_eq!(
@@ -428,7 +393,10 @@ mod tests {
                 &["--discovery=http://d", "--discovery-srv=example.com"],
                 r#"multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv""#,
             ),
-            (&["--heartbeat-interval=0"], "--heartbeat-interval must be >0 (set to 0ms)"),
+            (
+                &["--heartbeat-interval=0"],
+                "--heartbeat-interval must be >0 (set to 0ms)",
+            ),
             (&["--election-timeout=0"], "--election-timeout must be >0 (set to 0ms)"),
             (
                 &["--election-timeout=499"],
@@ -462,15 +430,9 @@ mod tests {
     #[test]
     fn initial_cluster_defaults_from_name_and_advertised_urls() {
         let c = config(&["--name", "x", "--initial-advertise-peer-urls", PEER], &[]);
-        assert_eq!(
-            c.initial_cluster,
-            vec![("x".to_string(), urls(&[PEER])[0].clone())]
-        );
+        assert_eq!(c.initial_cluster, vec![("x".to_string(), urls(&[PEER])[0].clone())]);
         assert_eq!(c.data_dir, PathBuf::from("x.etcd"));
-        assert_eq!(
-            c.warnings,
-            ["no data-dir provided, using default data-dir ./x.etcd"]
-        );
+        assert_eq!(c.warnings, ["no data-dir provided, using default data-dir ./x.etcd"]);
         assert_eq!(c.verify_bootstrap(), Ok(()));
     }
 
@@ -488,10 +450,7 @@ mod tests {
 
     #[test]
     fn bootstrap_checks_name_urls_and_duplicates() {
-        let name_missing = config(
-            &["--name=b", "--initial-cluster", "a=http://localhost:2380"],
-            &[],
-        );
+        let name_missing = config(&["--name=b", "--initial-cluster", "a=http://localhost:2380"], &[]);
         assert_eq!(
             name_missing.verify_bootstrap().unwrap_err().to_string(),
             r#"couldn't find local name "b" in the initial cluster configuration"#

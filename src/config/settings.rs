@@ -45,12 +45,9 @@ impl Settings {
                 Some(raw) => (raw.as_str(), Source::CommandLine),
                 None => (flag.default, Source::Default),
             };
-            let value = flag.parse(raw).map_err(|why| {
-                ConfigError::Usage(format!(
-                    "invalid value {raw:?} for flag -{}: {why}",
-                    flag.name
-                ))
-            })?;
+            let value = flag
+                .parse(raw)
+                .map_err(|why| ConfigError::Usage(format!("invalid value {raw:?} for flag -{}: {why}", flag.name)))?;
             values.insert(flag.name, (value, source));
         }
         Ok(Settings { values })
@@ -60,10 +57,7 @@ impl Settings {
     /// `ETCD_*` variable. A variable for a flag that is on the command line is fatal, even
     /// when empty; any other unused `ETCD_*` variable (an empty one included) only warns.
     /// Of several bad values, the last flag's in name order is reported, as etcd does.
-    pub fn overlay_env(
-        &mut self,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Vec<String>, ConfigError> {
+    pub fn overlay_env(&mut self, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
         let on_command_line: BTreeSet<String> = FLAGS
             .iter()
             .filter(|flag| self.source(flag.name) == Source::CommandLine)
@@ -115,9 +109,7 @@ impl Settings {
     }
 
     fn set_flags(&self) -> impl Iterator<Item = &'static Flag> + '_ {
-        FLAGS
-            .iter()
-            .filter(|flag| self.source(flag.name) != Source::Default)
+        FLAGS.iter().filter(|flag| self.source(flag.name) != Source::Default)
     }
 
     /// The checks of etcd's `Config.Validate`, in its order.
@@ -143,11 +135,7 @@ impl Settings {
 
     /// Listening URLs must name an IP address or "localhost".
     fn check_bind_urls(&self) -> Result<(), String> {
-        for name in [
-            "listen-peer-urls",
-            "listen-client-urls",
-            "listen-metrics-urls",
-        ] {
+        for name in ["listen-peer-urls", "listen-client-urls", "listen-metrics-urls"] {
             for url in self.urls(name) {
                 let host = go_syntax::url_host(&url);
                 let unix = url.starts_with("unix://") || url.starts_with("unixs://");
@@ -176,17 +164,11 @@ impl Settings {
 
     fn check_bootstrap_flags(&self) -> Result<(), String> {
         let initial_cluster = self.initial_cluster();
-        let ways = [
-            self.text("discovery"),
-            &initial_cluster,
-            self.text("discovery-srv"),
-        ];
+        let ways = [self.text("discovery"), &initial_cluster, self.text("discovery-srv")];
         if ways.iter().filter(|way| !way.is_empty()).count() > 1 {
-            return Err(
-                "multiple discovery or bootstrap flags are set. Choose one of \
+            return Err("multiple discovery or bootstrap flags are set. Choose one of \
                         \"initial-cluster\", \"discovery\" or \"discovery-srv\""
-                    .to_string(),
-            );
+                .to_string());
         }
         Ok(())
     }
@@ -198,9 +180,7 @@ impl Settings {
             return Err(format!("--heartbeat-interval must be >0 (set to {tick}ms)"));
         }
         if election == 0 {
-            return Err(format!(
-                "--election-timeout must be >0 (set to {election}ms)"
-            ));
+            return Err(format!("--election-timeout must be >0 (set to {election}ms)"));
         }
         if tick.saturating_mul(5) > election {
             return Err(format!(
@@ -222,10 +202,7 @@ impl Settings {
         let listens = self.source("listen-client-urls") != Source::Default;
         let advertises = self.source("advertise-client-urls") != Source::Default;
         if listens && !advertises && self.text("proxy") == "off" {
-            return Err(
-                "--advertise-client-urls is required when --listen-client-urls is set explicitly"
-                    .to_string(),
-            );
+            return Err("--advertise-client-urls is required when --listen-client-urls is set explicitly".to_string());
         }
         Ok(())
     }
@@ -326,8 +303,7 @@ fn unused_env_warnings(
 
 /// etcd's warning when an etcd 2 flag is set.
 fn legacy_warning(flag: &Flag) -> Option<String> {
-    (flag.kind == Kind::Legacy)
-        .then(|| format!("flag \"-{}\" is no longer supported - ignoring.", flag.name))
+    (flag.kind == Kind::Legacy).then(|| format!("flag \"-{}\" is no longer supported - ignoring.", flag.name))
 }
 
 #[cfg(test)]
@@ -344,20 +320,14 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn env_fills_flags_not_on_the_command_line() {
         let mut s = settings(&["--name=cli"]);
         let warnings = s
-            .overlay_env(&env(&[
-                ("ETCD_DATA_DIR", "/d"),
-                ("ETCD_SNAPSHOT_COUNT", "7"),
-            ]))
+            .overlay_env(&env(&[("ETCD_DATA_DIR", "/d"), ("ETCD_SNAPSHOT_COUNT", "7")]))
             .unwrap();
         assert_eq!(warnings, Vec::<String>::new());
         assert_eq!((s.text("name"), s.text("data-dir")), ("cli", "/d"));
@@ -423,13 +393,8 @@ mod tests {
     #[test]
     fn legacy_and_unacted_flags_warn() {
         let mut s = settings(&["--force", "--enable-v2"]);
-        let env_warnings = s
-            .overlay_env(&env(&[("ETCD_V", "x"), ("ETCD_CORS", "*")]))
-            .unwrap();
-        assert_eq!(
-            env_warnings,
-            ["flag \"-v\" is no longer supported - ignoring."]
-        );
+        let env_warnings = s.overlay_env(&env(&[("ETCD_V", "x"), ("ETCD_CORS", "*")])).unwrap();
+        assert_eq!(env_warnings, ["flag \"-v\" is no longer supported - ignoring."]);
         assert_eq!(s.legacy_warnings().len(), 2);
         assert_eq!(
             s.unacted_warnings(),
@@ -446,10 +411,7 @@ mod tests {
             settings(&["--listen-client-urls="]).urls("listen-client-urls"),
             ["http://localhost:2379"]
         );
-        assert_eq!(
-            settings(&[]).urls("listen-metrics-urls"),
-            Vec::<String>::new()
-        );
+        assert_eq!(settings(&[]).urls("listen-metrics-urls"), Vec::<String>::new());
     }
 
     #[test]
@@ -464,9 +426,6 @@ mod tests {
             settings(&["--name=m1", "--initial-cluster=m1=http://a:1"]).initial_cluster(),
             "m1=http://a:1"
         );
-        assert_eq!(
-            settings(&["--discovery-srv=example.com"]).initial_cluster(),
-            ""
-        );
+        assert_eq!(settings(&["--discovery-srv=example.com"]).initial_cluster(), "");
     }
 }

@@ -126,14 +126,22 @@ impl Store {
         let entries = self.index.range(key, range_end, at);
         let count = entries.len();
         if opts.count_only {
-            return Ok(RangeResult { kvs: Vec::new(), count, revision: current });
+            return Ok(RangeResult {
+                kvs: Vec::new(),
+                count,
+                revision: current,
+            });
         }
         let take = if opts.limit == 0 { count } else { opts.limit.min(count) };
         let kvs = entries[..take]
             .iter()
             .map(|(_, entry)| self.value_at(entry))
             .collect::<Result<_, _>>()?;
-        Ok(RangeResult { kvs, count, revision: current })
+        Ok(RangeResult {
+            kvs,
+            count,
+            revision: current,
+        })
     }
 
     fn value_at(&self, entry: &IndexEntry) -> Result<KeyValue, MvccError> {
@@ -150,7 +158,11 @@ impl Store {
     /// Starts a write transaction; it adds one revision if it changes anything.
     pub fn write(&mut self) -> WriteTxn<'_> {
         let main = self.current + 1;
-        WriteTxn { store: self, main, changes: 0 }
+        WriteTxn {
+            store: self,
+            main,
+            changes: 0,
+        }
     }
 
     /// Compacts history at `at`: reads before it fail from now on, and the
@@ -263,7 +275,11 @@ impl WriteTxn<'_> {
         for (key, entry) in live {
             deleted.push(self.store.value_at(&entry)?);
             let rev = self.next_revision();
-            let tombstone = KeyValue { key: key.clone(), mod_revision: self.main, ..Default::default() };
+            let tombstone = KeyValue {
+                key: key.clone(),
+                mod_revision: self.main,
+                ..Default::default()
+            };
             self.store.index.tombstone(&key, rev);
             self.store.record(rev, TAG_TOMBSTONE, tombstone);
         }
@@ -327,7 +343,16 @@ mod tests {
         assert_eq!(now.kvs[0].version, 2);
         assert_eq!(now.kvs[0].create_revision, 2);
         assert_eq!(now.kvs[0].mod_revision, 3);
-        let old = store.range(b"a", b"", RangeOptions { revision: 2, ..Default::default() }).unwrap();
+        let old = store
+            .range(
+                b"a",
+                b"",
+                RangeOptions {
+                    revision: 2,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert_eq!(old.kvs[0].value, b"1");
         assert_eq!(old.revision, 3);
 
@@ -343,7 +368,10 @@ mod tests {
         let reopened = Store::open(backend.keyspace("state").unwrap()).unwrap();
         assert_eq!(reopened.revision(), 4);
         assert_eq!(reopened.range(b"a", b"\0", RangeOptions::default()).unwrap().count, 0);
-        let at3 = RangeOptions { revision: 3, ..Default::default() };
+        let at3 = RangeOptions {
+            revision: 3,
+            ..Default::default()
+        };
         assert_eq!(reopened.range(b"a", b"\0", at3).unwrap().count, 2);
     }
 
@@ -358,9 +386,15 @@ mod tests {
         assert_eq!(store.compact(5), Err(MvccError::FutureRevision));
         store.compact(3).unwrap();
         assert_eq!(store.compact(3), Err(MvccError::Compacted));
-        let at2 = RangeOptions { revision: 2, ..Default::default() };
+        let at2 = RangeOptions {
+            revision: 2,
+            ..Default::default()
+        };
         assert_eq!(store.range(b"k", b"", at2).unwrap_err(), MvccError::Compacted);
-        let at3 = RangeOptions { revision: 3, ..Default::default() };
+        let at3 = RangeOptions {
+            revision: 3,
+            ..Default::default()
+        };
         assert_eq!(store.range(b"k", b"", at3).unwrap().kvs[0].value, vec![1]);
         store.commit([]).unwrap();
     }

@@ -44,7 +44,9 @@ impl LogStore {
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         let read = |e| StorageIOError::read_logs(io_error(e));
         match self.meta.get(key).map_err(read)? {
-            Some(bytes) => Ok(Some(bincode::deserialize(&bytes).map_err(|e| StorageIOError::read_logs(io_error(*e)))?)),
+            Some(bytes) => Ok(Some(
+                bincode::deserialize(&bytes).map_err(|e| StorageIOError::read_logs(io_error(*e)))?,
+            )),
             None => Ok(None),
         }
     }
@@ -125,7 +127,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -158,8 +163,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut appended = 0;
         for entry in entries {
             appended += 1;
-            let bytes = bincode::serialize(&entry)
-                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, io_error(*e)))?;
+            let bytes =
+                bincode::serialize(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, io_error(*e)))?;
             batch.insert(index_key(entry.log_id.index), bytes);
         }
         if appended == 0 {

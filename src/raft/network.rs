@@ -58,7 +58,9 @@ impl PeerChannels {
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Blob {
-    Blob { data: bincode::serialize(value).expect("in-memory serialization") }
+    Blob {
+        data: bincode::serialize(value).expect("in-memory serialization"),
+    }
 }
 
 pub fn decode<T: DeserializeOwned>(blob: &Blob) -> Result<T, bincode::Error> {
@@ -80,7 +82,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: u64, node: &PeerNode) -> PeerConnection {
-        PeerConnection { target, client: self.channels.client(target, node) }
+        PeerConnection {
+            target,
+            client: self.channels.client(target, node),
+        }
     }
 }
 
@@ -142,7 +147,11 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         self.call(Method::InstallSnapshot, &rpc, &option).await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> RpcResult<VoteResponse<u64>, openraft::error::Infallible> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>, openraft::error::Infallible> {
         self.call(Method::Vote, &rpc, &option).await
     }
 }

@@ -42,7 +42,12 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(raft: Raft, member_id: u64, channels: Arc<PeerChannels>, request_timeout: Duration) -> Self {
-        Replica { raft, member_id, channels, request_timeout }
+        Replica {
+            raft,
+            member_id,
+            channels,
+            request_timeout,
+        }
     }
 
     pub fn raft(&self) -> &Raft {

@@ -51,9 +51,14 @@ pub fn resolve(config: &Config, backend: &Backend) -> Result<Identity, Bootstrap
     if config.initial_cluster_state == ClusterState::Existing {
         return Err(BootstrapError::JoinUnsupported);
     }
-    config.verify_bootstrap().map_err(|e| BootstrapError::Config(e.to_string()))?;
+    config
+        .verify_bootstrap()
+        .map_err(|e| BootstrapError::Config(e.to_string()))?;
     let identity = derive(config);
-    meta.insert(IDENTITY, bincode::serialize(&identity).expect("in-memory serialization"))?;
+    meta.insert(
+        IDENTITY,
+        bincode::serialize(&identity).expect("in-memory serialization"),
+    )?;
     backend.flush_blocking()?;
     Ok(identity)
 }
@@ -68,11 +73,21 @@ fn derive(config: &Config) -> Identity {
         .into_iter()
         .map(|(name, peer_urls)| {
             let id = ids::member_id(&peer_urls, token);
-            (id, PeerNode { name: name.to_string(), peer_urls })
+            (
+                id,
+                PeerNode {
+                    name: name.to_string(),
+                    peer_urls,
+                },
+            )
         })
         .collect();
     let own_urls: Vec<String> = config.initial_advertise_peer_urls.iter().map(url_string).collect();
     let member_id = ids::member_id(&own_urls, token);
     let member_ids: Vec<u64> = initial_members.keys().copied().collect();
-    Identity { member_id, cluster_id: ids::cluster_id(&member_ids), initial_members }
+    Identity {
+        member_id,
+        cluster_id: ids::cluster_id(&member_ids),
+        initial_members,
+    }
 }

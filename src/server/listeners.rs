@@ -14,7 +14,11 @@ use crate::raft::PeerService;
 type Servers = Vec<JoinHandle<()>>;
 
 async fn bind(url: &Url) -> anyhow::Result<TcpListener> {
-    let host = url.host_str().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']');
+    let host = url
+        .host_str()
+        .unwrap_or("localhost")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(0);
     TcpListener::bind((host, port))
         .await

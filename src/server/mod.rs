@@ -61,7 +61,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
 
     let request_timeout = Duration::from_secs(5) + 2 * config.election_timeout;
-    let replica = Arc::new(Replica::new(raft.clone(), identity.member_id, channels, request_timeout));
+    let replica = Arc::new(Replica::new(
+        raft.clone(),
+        identity.member_id,
+        channels,
+        request_timeout,
+    ));
     let context = Arc::new(Context {
         replica: replica.clone(),
         applier,
@@ -72,8 +77,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let peers = listeners::serve_peers(&config.listen_peer_urls, PeerService::new(replica.clone()), stop_rx.clone())
-        .await?;
+    let peers = listeners::serve_peers(
+        &config.listen_peer_urls,
+        PeerService::new(replica.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
     // As etcd: client requests are served only once this member's
     // attributes are committed, so MemberList always shows a serving member.
     let client_urls = config.advertise_client_urls.iter().map(url_string).collect();
@@ -89,11 +98,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     tracing::info!("received shutdown signal, stopping");
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default())).await.is_err() {
+    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
+        .await
+        .is_err()
+    {
         tracing::warn!("client connections did not drain in time; closing them");
     }
     tracing::info!("client listeners stopped");
-    raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    raft.shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
     tracing::info!("raft stopped");
     let _ = tokio::time::timeout(DRAIN_DEADLINE, listeners::join(peers)).await;
     backend.flush_blocking()?;
@@ -139,7 +153,10 @@ async fn publish(replica: Arc<Replica>, name: String, client_urls: Vec<String>) 
     let member_id = replica.member_id();
     let attributes = MemberAttributes { name, client_urls };
     loop {
-        let command = Command::Publish { member_id, attributes: attributes.clone() };
+        let command = Command::Publish {
+            member_id,
+            attributes: attributes.clone(),
+        };
         match replica.propose(command).await {
             Ok(_) => break,
             Err(e) => {

@@ -10,7 +10,9 @@ use crate::support::{client, ctl_ok, etcdctl, wait_until, Cluster};
 
 /// The value of `key` as served by one member without a read index.
 fn local_value(endpoint: &str, key: &str) -> String {
-    ctl_ok(endpoint, &["get", key, "--print-value-only", "--consistency=s"]).trim().to_string()
+    ctl_ok(endpoint, &["get", key, "--print-value-only", "--consistency=s"])
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -20,14 +22,21 @@ fn killed_leader_is_replaced_and_catches_up_after_restart() {
     let old_leader = cluster.leader();
     cluster.members[old_leader].kill();
 
-    let survivors: Vec<String> =
-        cluster.members.iter().filter(|m| m.is_running()).map(|m| m.endpoint()).collect();
+    let survivors: Vec<String> = cluster
+        .members
+        .iter()
+        .filter(|m| m.is_running())
+        .map(|m| m.endpoint())
+        .collect();
     let new_leader = cluster.leader();
     assert_ne!(new_leader, old_leader, "a killed member cannot lead");
     for (i, endpoint) in survivors.iter().enumerate() {
         ctl_ok(endpoint, &["put", &format!("during-{i}"), "2"]);
     }
-    assert_eq!(ctl_ok(&survivors[0], &["get", "during-1", "--print-value-only"]).trim(), "2");
+    assert_eq!(
+        ctl_ok(&survivors[0], &["get", "during-1", "--print-value-only"]).trim(),
+        "2"
+    );
 
     cluster.members[old_leader].start();
     cluster.wait_healthy();
@@ -61,7 +70,11 @@ async fn acknowledged_writes_survive_a_crash_of_every_member() {
     for writer in writers {
         acknowledged.extend(writer.await.unwrap());
     }
-    assert_eq!(acknowledged.len(), 320, "every write of a healthy cluster is acknowledged");
+    assert_eq!(
+        acknowledged.len(),
+        320,
+        "every write of a healthy cluster is acknowledged"
+    );
     for member in &mut cluster.members {
         member.kill();
     }
@@ -86,13 +99,19 @@ async fn acknowledged_writes_survive_a_crash_of_every_member() {
 fn followers_forward_writes_and_serve_linearizable_reads() {
     let cluster = Cluster::start(3);
     let leader = cluster.leader();
-    let followers: Vec<String> = (0..3).filter(|i| *i != leader).map(|i| cluster.members[i].endpoint()).collect();
+    let followers: Vec<String> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| cluster.members[i].endpoint())
+        .collect();
     for round in 0..20 {
         let value = round.to_string();
         ctl_ok(&followers[0], &["put", "shared", &value]);
         // A linearizable read on the other follower must see the write that
         // was acknowledged just before, without any wait.
-        assert_eq!(ctl_ok(&followers[1], &["get", "shared", "--print-value-only"]).trim(), value);
+        assert_eq!(
+            ctl_ok(&followers[1], &["get", "shared", "--print-value-only"]).trim(),
+            value
+        );
     }
     let out = etcdctl(&followers[1], &["get", "shared", "-w", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -32,13 +32,21 @@ impl Drop for Traced {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("----- {} -----\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
+            eprintln!(
+                "----- {} -----\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
     }
 }
 
 fn strace_available() -> bool {
-    Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn start_traced(dir: &Path, name: &str, client: u16, peer: u16, cluster: &str) -> Traced {
@@ -49,7 +57,14 @@ fn start_traced(dir: &Path, name: &str, client: u16, peer: u16, cluster: &str) -
         .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&trace)
         .arg(FERROCD)
-        .args(["--name", name, "--initial-cluster", cluster, "--initial-cluster-token", "durability"])
+        .args([
+            "--name",
+            name,
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-token",
+            "durability",
+        ])
         .arg("--data-dir")
         .arg(dir.join(format!("{name}.etcd")))
         .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
@@ -98,10 +113,15 @@ fn a_put_is_acknowledged_after_syncs_on_a_quorum() {
         ctl_ok(&endpoints[round % 3], &["put", "durable", &round.to_string()]);
         let after: Vec<usize> = members.iter().map(Traced::syncs).collect();
         let synced = before.iter().zip(&after).filter(|(b, a)| a > b).count();
-        assert!(synced >= 2, "round {round}: put acknowledged after syncs on {synced} of 3 members ({before:?} -> {after:?})");
+        assert!(
+            synced >= 2,
+            "round {round}: put acknowledged after syncs on {synced} of 3 members ({before:?} -> {after:?})"
+        );
     }
 }
 
 fn ctl_ok_quiet(endpoint: &str) -> bool {
-    crate::support::etcdctl(endpoint, &["put", "warmup", "1"]).status.success()
+    crate::support::etcdctl(endpoint, &["put", "warmup", "1"])
+        .status
+        .success()
 }

@@ -14,11 +14,19 @@ struct Step {
 }
 
 fn ok(args: &[&str]) -> Step {
-    Step { args: args.iter().map(|a| a.to_string()).collect(), stdin: None, must_succeed: true, unordered: false }
+    Step {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        stdin: None,
+        must_succeed: true,
+        unordered: false,
+    }
 }
 
 fn fails(args: &[&str]) -> Step {
-    Step { must_succeed: false, ..ok(args) }
+    Step {
+        must_succeed: false,
+        ..ok(args)
+    }
 }
 
 impl Step {
@@ -166,13 +174,26 @@ impl Masker {
         };
         let stderr = String::from_utf8_lossy(&out.stderr);
         let is_log = |l: &&str| l.starts_with("{\"level\"");
-        let error_line = stderr.lines().filter(|l| !l.trim().is_empty() && !is_log(l)).last().unwrap_or("");
+        let error_line = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !is_log(l))
+            .last()
+            .unwrap_or("");
         let grpc_error = stderr
             .lines()
             .filter(is_log)
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["error"].as_str().map(|e| self.text(e)))
+            .filter_map(|l| {
+                serde_json::from_str::<Value>(l).ok()?["error"]
+                    .as_str()
+                    .map(|e| self.text(e))
+            })
             .last();
-        Record { exit_code: out.status.code(), stdout, error_line: self.text(error_line), grpc_error }
+        Record {
+            exit_code: out.status.code(),
+            stdout,
+            error_line: self.text(error_line),
+            grpc_error,
+        }
     }
 }
 
@@ -198,7 +219,10 @@ fn run_steps(cluster: &Cluster, steps: &[Step]) -> Vec<Record> {
 /// Runs the script against `size`-member clusters of real etcd and ferrocd (concurrently) and
 /// reports every step whose masked outputs differ.
 fn compare(size: usize, steps: &[Step]) {
-    assert!(reference_etcd().is_some(), "real etcd 3.4 is needed (/opt/etcd/usr/bin/etcd or $REFERENCE_ETCD)");
+    assert!(
+        reference_etcd().is_some(),
+        "real etcd 3.4 is needed (/opt/etcd/usr/bin/etcd or $REFERENCE_ETCD)"
+    );
     let etcd = Cluster::start_with(Flavor::Etcd, size, &[]);
     let ferrocd = Cluster::start_with(Flavor::Ferrocd, size, &[]);
     let (expected, actual) = std::thread::scope(|s| {
@@ -208,7 +232,12 @@ fn compare(size: usize, steps: &[Step]) {
     });
     for (step, record) in steps.iter().zip(&expected) {
         let succeeded = record.exit_code == Some(0);
-        assert_eq!(succeeded, step.must_succeed, "script error: on real etcd `{}` gave {record:#?}", step.describe());
+        assert_eq!(
+            succeeded,
+            step.must_succeed,
+            "script error: on real etcd `{}` gave {record:#?}",
+            step.describe()
+        );
     }
     let diffs: Vec<String> = steps
         .iter()
@@ -217,7 +246,13 @@ fn compare(size: usize, steps: &[Step]) {
         .filter(|(_, (_, (e, a)))| e != a)
         .map(|(i, (step, (e, a)))| format!("step {i}: {}\n  etcd:    {e:?}\n  ferrocd: {a:?}", step.describe()))
         .collect();
-    assert!(diffs.is_empty(), "{} of {} steps differ from etcd:\n{}", diffs.len(), steps.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} of {} steps differ from etcd:\n{}",
+        diffs.len(),
+        steps.len(),
+        diffs.join("\n")
+    );
 }
 
 /// The script. Revisions in the first part are literal: the store starts at revision 1.
@@ -246,33 +281,63 @@ fn script() -> Vec<Step> {
         ok(&["put", "t1", "v1"]),
         ok(&["put", "t2", "v2"]),
         ok(&["put", "t2", "v2b"]),
-        ok(&["txn"]).input(txn_input(&["create(\"t1\") = \"6\""], &["put cr ok1"], &["put cr fail1"])),
-        ok(&["txn"]).input(txn_input(&["create(\"t1\") > \"6\""], &["put cr ok2"], &["put cr fail2"])),
+        ok(&["txn"]).input(txn_input(
+            &["create(\"t1\") = \"6\""],
+            &["put cr ok1"],
+            &["put cr fail1"],
+        )),
+        ok(&["txn"]).input(txn_input(
+            &["create(\"t1\") > \"6\""],
+            &["put cr ok2"],
+            &["put cr fail2"],
+        )),
         ok(&["txn"]).input(txn_input(&["create(\"none\") = \"0\""], &["get cr"], &[])),
         ok(&["txn", "-w", "json"]).input(txn_input(&["mod(\"t2\") = \"8\""], &["get t2"], &["get t1"])),
         ok(&["txn"]).input(txn_input(&["mod(\"t2\") < \"8\""], &["put m ok"], &["put m fail"])),
         ok(&["txn"]).input(txn_input(&["mod(\"t2\") > \"7\""], &["put m ok"], &["put m fail"])),
         // Txn compares on value and version, both branches, interactive and not.
-        ok(&["txn", "-i"]).input(txn_input(&["value(\"t1\") = \"v1\""], &["put t3 yes", "get t1"], &["put t3 no"])),
+        ok(&["txn", "-i"]).input(txn_input(
+            &["value(\"t1\") = \"v1\""],
+            &["put t3 yes", "get t1"],
+            &["put t3 no"],
+        )),
         ok(&["txn", "--interactive", "-w", "json"]).input(txn_input(
             &["value(\"t1\") = \"nope\""],
             &["put t4 yes"],
             &["put t4 no", "get t1"],
         )),
-        ok(&["txn", "-w", "json"]).input(txn_input(&["value(\"t1\") != \"v1\""], &[], &["get t3", "del t4 --prev-kv"])),
+        ok(&["txn", "-w", "json"]).input(txn_input(
+            &["value(\"t1\") != \"v1\""],
+            &[],
+            &["get t3", "del t4 --prev-kv"],
+        )),
         ok(&["txn"]).input(txn_input(&["value(\"t1\") < \"v2\""], &["get t1"], &["get t2"])),
         ok(&["txn"]).input(txn_input(&["value(\"t1\") > \"v2\""], &["get t1"], &["get t2"])),
         ok(&["txn"]).input(txn_input(&["value(\"none\") = \"\""], &["put vn yes"], &["put vn no"])),
         ok(&["txn"]).input(txn_input(&["version(\"t2\") = \"2\""], &["put v ok"], &["put v fail"])),
         ok(&["txn"]).input(txn_input(&["version(\"t2\") > \"5\""], &["put v ok"], &["put v fail"])),
         ok(&["txn"]).input(txn_input(&["version(\"none\") = \"0\""], &["get v"], &[])),
-        ok(&["txn"]).input(txn_input(&["value(\"t1\") = \"v1\"", "version(\"t2\") = \"3\""], &["put mc 1"], &["put mc 0"])),
+        ok(&["txn"]).input(txn_input(
+            &["value(\"t1\") = \"v1\"", "version(\"t2\") = \"3\""],
+            &["put mc 1"],
+            &["put mc 0"],
+        )),
         ok(&["txn", "-w", "json"]).input(txn_input(
             &[],
-            &["put ops/a 1", "put ops/b 2", "put ops/c 3", "del ops/z", "get ops/ --prefix"],
+            &[
+                "put ops/a 1",
+                "put ops/b 2",
+                "put ops/c 3",
+                "del ops/z",
+                "get ops/ --prefix",
+            ],
             &[],
         )),
-        ok(&["txn"]).input(txn_input(&[], &["del ops/a", "del ops/b --prev-kv", "get ops/ --prefix --keys-only"], &[])),
+        ok(&["txn"]).input(txn_input(
+            &[],
+            &["del ops/a", "del ops/b --prev-kv", "get ops/ --prefix --keys-only"],
+            &[],
+        )),
         ok(&["txn"]).input(txn_input(&[], &[], &[])),
         ok(&["txn", "-w", "json"]).input(txn_input(&[], &[], &[])),
         fails(&["txn"]).input(txn_input(&[], &["put dup 1", "put dup 2"], &[])),
@@ -302,7 +367,15 @@ fn script() -> Vec<Step> {
         ok(&["get", "pfx/a", "-w", "fields"]),
         ok(&["get", "pfx/", "--prefix", "--order=DESCEND", "--limit=2"]),
         ok(&["get", "pfx/", "--prefix", "--sort-by=VALUE", "--limit=2", "-w", "json"]),
-        ok(&["get", "pfx/", "--prefix", "--sort-by=VERSION", "--order=DESCEND", "-w", "json"]),
+        ok(&[
+            "get",
+            "pfx/",
+            "--prefix",
+            "--sort-by=VERSION",
+            "--order=DESCEND",
+            "-w",
+            "json",
+        ]),
         fails(&["get", "pfx/", "--prefix", "--sort-by=BOGUS"]),
     ];
     for target in ["KEY", "VALUE", "VERSION", "CREATE", "MODIFY"] {
@@ -347,8 +420,16 @@ fn script() -> Vec<Step> {
         ok(&["get", "big", "--keys-only", "-w", "json"]),
         fails(&["put", "toobig"]).input(too_big),
         ok(&["get", "toobig", "-w", "json"]),
-        fails(&["txn"]).input(txn_input(&[], &ops129.iter().map(String::as_str).collect::<Vec<_>>(), &[])),
-        ok(&["txn"]).input(txn_input(&[], &ops128.iter().map(String::as_str).collect::<Vec<_>>(), &[])),
+        fails(&["txn"]).input(txn_input(
+            &[],
+            &ops129.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )),
+        ok(&["txn"]).input(txn_input(
+            &[],
+            &ops128.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )),
         ok(&["get", "many/", "--prefix", "--limit=1", "-w", "json"]),
         ok(&["del", "many/", "--prefix"]),
         ok(&["get", "", "--from-key", "--keys-only", "-w", "json"]),

@@ -15,7 +15,10 @@ fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
     ctl_ok(&endpoint, &["put", "k", "v2"]);
     let status = cluster.members[0].stop();
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
-    assert!(cluster.members[0].log().contains("member stopped"), "shutdown was not logged in order");
+    assert!(
+        cluster.members[0].log().contains("member stopped"),
+        "shutdown was not logged in order"
+    );
 
     cluster.members[0].start();
     cluster.wait_healthy();
@@ -23,14 +26,20 @@ fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["header"]["revision"], 3);
     assert_eq!(json["kvs"][0]["version"], 2);
-    assert_eq!(ctl_ok(&endpoint, &["get", "k", "--rev=2", "--print-value-only"]).trim(), "v1");
+    assert_eq!(
+        ctl_ok(&endpoint, &["get", "k", "--rev=2", "--print-value-only"]).trim(),
+        "v1"
+    );
 }
 
 #[test]
 fn health_version_and_member_list() {
     let mut cluster = Cluster::start(3);
     let port = cluster.members[0].spec.client_port;
-    assert_eq!(http_get(port, "/health"), Some((200, r#"{"health":"true"}"#.to_string())));
+    assert_eq!(
+        http_get(port, "/health"),
+        Some((200, r#"{"health":"true"}"#.to_string()))
+    );
     let (status, body) = http_get(port, "/version").unwrap();
     assert_eq!(status, 200);
     let version: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -51,8 +60,11 @@ fn health_version_and_member_list() {
         })
         .collect();
     seen.sort();
-    let expected: Vec<(String, String, String)> =
-        cluster.members.iter().map(|m| (m.spec.name.clone(), m.spec.peer_url(), m.spec.client_url())).collect();
+    let expected: Vec<(String, String, String)> = cluster
+        .members
+        .iter()
+        .map(|m| (m.spec.name.clone(), m.spec.peer_url(), m.spec.client_url()))
+        .collect();
     assert_eq!(seen, expected);
 
     // Without a quorum the remaining member reports itself unhealthy.
@@ -81,14 +93,23 @@ fn refuses(args: &[&str], expected: &str) {
 
 #[test]
 fn bad_configuration_is_refused_with_one_line() {
-    refuses(&["--heartbeat-interval=abc"], r#"invalid value "abc" for flag -heartbeat-interval: parse error"#);
+    refuses(
+        &["--heartbeat-interval=abc"],
+        r#"invalid value "abc" for flag -heartbeat-interval: parse error"#,
+    );
     refuses(&["--no-such-flag"], "flag provided but not defined: -no-such-flag");
-    refuses(&["--initial-cluster-state=sideways"], r#"invalid value "sideways" for flag -initial-cluster-state"#);
+    refuses(
+        &["--initial-cluster-state=sideways"],
+        r#"invalid value "sideways" for flag -initial-cluster-state"#,
+    );
     refuses(
         &["--name", "m9", "--initial-cluster", "m1=http://127.0.0.1:1"],
         r#"couldn't find local name "m9" in the initial cluster configuration"#,
     );
     let file = tempfile::NamedTempFile::new().unwrap();
     let under_a_file = file.path().join("data");
-    refuses(&["--data-dir", under_a_file.to_str().unwrap()], "cannot access data directory");
+    refuses(
+        &["--data-dir", under_a_file.to_str().unwrap()],
+        "cannot access data directory",
+    );
 }

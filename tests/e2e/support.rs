@@ -19,9 +19,13 @@ pub fn reference_etcd() -> Option<PathBuf> {
 
 /// etcdctl 3.4 from Debian's etcd-client.
 pub fn etcdctl_path() -> PathBuf {
-    for candidate in [std::env::var("ETCDCTL").ok(), Some("/usr/bin/etcdctl".into()), Some("/opt/etcd/usr/bin/etcdctl".into())]
-        .into_iter()
-        .flatten()
+    for candidate in [
+        std::env::var("ETCDCTL").ok(),
+        Some("/usr/bin/etcdctl".into()),
+        Some("/opt/etcd/usr/bin/etcdctl".into()),
+    ]
+    .into_iter()
+    .flatten()
     {
         if Path::new(&candidate).exists() {
             return candidate.into();
@@ -93,14 +97,22 @@ impl Member {
     fn args(&self) -> Vec<String> {
         let s = &self.spec;
         let mut args: Vec<String> = [
-            "--name", &s.name,
-            "--data-dir", &self.data_dir.to_string_lossy(),
-            "--listen-client-urls", &s.client_url(),
-            "--advertise-client-urls", &s.client_url(),
-            "--listen-peer-urls", &s.peer_url(),
-            "--initial-advertise-peer-urls", &s.peer_url(),
-            "--initial-cluster", &self.initial_cluster,
-            "--initial-cluster-token", "e2e-token",
+            "--name",
+            &s.name,
+            "--data-dir",
+            &self.data_dir.to_string_lossy(),
+            "--listen-client-urls",
+            &s.client_url(),
+            "--advertise-client-urls",
+            &s.client_url(),
+            "--listen-peer-urls",
+            &s.peer_url(),
+            "--initial-advertise-peer-urls",
+            &s.peer_url(),
+            "--initial-cluster",
+            &self.initial_cluster,
+            "--initial-cluster-token",
+            "e2e-token",
         ]
         .iter()
         .map(|a| a.to_string())
@@ -111,7 +123,11 @@ impl Member {
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "member {} already running", self.spec.name);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let binary = match self.flavor {
             Flavor::Ferrocd => PathBuf::from(FERROCD),
             Flavor::Etcd => reference_etcd().expect("reference etcd is not installed"),
@@ -174,13 +190,22 @@ impl Drop for Member {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("----- log of member {} ({:?}) -----\n{}", self.spec.name, self.flavor, self.log());
+            eprintln!(
+                "----- log of member {} ({:?}) -----\n{}",
+                self.spec.name,
+                self.flavor,
+                self.log()
+            );
         }
     }
 }
 
 fn signal(pid: i32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -{name} {pid}");
 }
 
@@ -198,10 +223,17 @@ impl Cluster {
     pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let specs: Vec<MemberSpec> = (1..=size)
-            .map(|i| MemberSpec { name: format!("m{i}"), client_port: free_port(), peer_port: free_port() })
+            .map(|i| MemberSpec {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+            })
             .collect();
-        let initial_cluster =
-            specs.iter().map(|s| format!("{}={}", s.name, s.peer_url())).collect::<Vec<_>>().join(",");
+        let initial_cluster = specs
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
         let members: Vec<Member> = specs
             .into_iter()
             .map(|spec| Member {
@@ -225,7 +257,11 @@ impl Cluster {
     /// Waits until every running member answers `/health` with 200.
     pub fn wait_healthy(&self) {
         for member in self.members.iter().filter(|m| m.is_running()) {
-            wait_until(Duration::from_secs(30), &format!("{} to be healthy", member.spec.name), || member.healthy());
+            wait_until(
+                Duration::from_secs(30),
+                &format!("{} to be healthy", member.spec.name),
+                || member.healthy(),
+            );
         }
     }
 
@@ -240,7 +276,10 @@ impl Cluster {
             found = self.members.iter().filter(|m| m.is_running()).find_map(|m| {
                 // Without the scheme: etcdctl dials per-endpoint Maintenance
                 // calls with the URL as the HTTP/2 authority otherwise.
-                let out = etcdctl(&format!("127.0.0.1:{}", m.spec.client_port), &["endpoint", "status", "-w", "json"]);
+                let out = etcdctl(
+                    &format!("127.0.0.1:{}", m.spec.client_port),
+                    &["endpoint", "status", "-w", "json"],
+                );
                 let text = String::from_utf8_lossy(&out.stdout);
                 let v: serde_json::Value = serde_json::from_str(&text).ok()?;
                 let leader = v[0]["Status"]["leader"].as_u64()?;
@@ -289,5 +328,7 @@ pub fn ctl_ok(endpoints: &str, args: &[&str]) -> String {
 
 /// Connects the Rust etcd-client to the given members.
 pub async fn client(endpoints: &[String]) -> etcd_client::Client {
-    etcd_client::Client::connect(endpoints, None).await.expect("connect etcd-client")
+    etcd_client::Client::connect(endpoints, None)
+        .await
+        .expect("connect etcd-client")
 }
