@@ -26,6 +26,7 @@ pub enum EtcdError {
     LeaderChanged,
     Stopped,
     Timeout,
+    TimeoutDueToConnectionLost,
     /// Anything else, with its own text.
     Internal(String),
 }
@@ -57,6 +58,10 @@ impl EtcdError {
             LeaderChanged => (Code::Unavailable, "etcdserver: leader changed"),
             Stopped => (Code::Unavailable, "etcdserver: server stopped"),
             Timeout => (Code::Unavailable, "etcdserver: request timed out"),
+            TimeoutDueToConnectionLost => (
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to connection lost",
+            ),
             Internal(message) => (Code::Unknown, message),
         }
     }
@@ -98,6 +103,7 @@ impl From<ProposeError> for EtcdError {
             ProposeError::TooManyRequests => EtcdError::TooManyRequests,
             ProposeError::Timeout => EtcdError::Timeout,
             ProposeError::Stopped => EtcdError::Stopped,
+            ProposeError::NotDelivered => EtcdError::TimeoutDueToConnectionLost,
             ProposeError::Internal(message) => EtcdError::Internal(format!("etcdserver: {message}")),
         }
     }

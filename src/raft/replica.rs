@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,10 @@ pub enum ProposeError {
     Timeout,
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// The leader could not be reached, so it cannot have received the
+    /// command; safe to send again.
+    #[error("etcdserver: request timed out, possibly due to connection lost")]
+    NotDelivered,
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -68,17 +74,56 @@ impl Replica {
     }
 
     /// Replicates `command` and returns its result once applied here or on
-    /// the leader.
+    /// the leader. While no leader is known, or the leader it was sent to is
+    /// gone before receiving it, it waits for the next leader and tries
+    /// again, until the request timeout.
     pub async fn propose(&self, command: Command) -> Result<Applied, ProposeError> {
-        tokio::time::timeout(self.request_timeout, async {
-            match self.leader() {
-                Some(leader) if leader == self.member_id => self.propose_as_leader(command).await,
-                Some(leader) => self.forward(leader, command).await,
-                None => Err(ProposeError::NoLeader),
+        tokio::time::timeout(self.request_timeout, self.propose_until_delivered(command))
+            .await
+            .map_err(|_| ProposeError::Timeout)?
+    }
+
+    async fn propose_until_delivered(&self, command: Command) -> Result<Applied, ProposeError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let leader = self.await_leader(deadline).await?;
+            let attempt = if leader == self.member_id {
+                self.propose_as_leader(command.clone()).await
+            } else {
+                self.forward(leader, command.clone()).await
+            };
+            match attempt {
+                Err(ProposeError::NotDelivered) | Err(ProposeError::LeaderChanged) if Instant::now() < deadline => {
+                    self.await_other_leader(leader, deadline).await;
+                }
+                other => return other,
             }
-        })
-        .await
-        .map_err(|_| ProposeError::Timeout)?
+        }
+    }
+
+    /// The current leader, waiting for one to be elected if needed.
+    async fn await_leader(&self, deadline: Instant) -> Result<u64, ProposeError> {
+        if let Some(leader) = self.leader() {
+            return Ok(leader);
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(remaining))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+            .ok_or(ProposeError::NoLeader)
+    }
+
+    /// Waits until a leader other than `old` is known, or the deadline.
+    async fn await_other_leader(&self, old: u64, deadline: Instant) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let _ = self
+            .raft
+            .wait(Some(remaining))
+            .metrics(|m| m.current_leader.is_some_and(|l| l != old), "a new leader")
+            .await;
     }
 
     /// Appends `command` on this member, which must be the leader.
@@ -127,16 +172,17 @@ impl Replica {
     /// Waits until this member has applied everything committed before the
     /// call, confirmed by the leader with a quorum (a read index).
     pub async fn linearize(&self) -> Result<(), ProposeError> {
+        let deadline = Instant::now() + self.request_timeout;
         tokio::time::timeout(self.request_timeout, async {
-            let index = match self.leader() {
-                Some(leader) if leader == self.member_id => self.read_index().await?,
-                Some(leader) => {
-                    let mut client = self.leader_client(leader)?;
-                    let reply = client.read_index(encode(&())).await.map_err(unavailable)?;
-                    decode::<Result<u64, ProposeError>>(reply.get_ref())
-                        .map_err(|e| ProposeError::Internal(e.to_string()))??
+            let index = loop {
+                let leader = self.await_leader(deadline).await?;
+                match self.read_index_from(leader).await {
+                    // Asking again is always safe for reads.
+                    Err(ProposeError::NotDelivered | ProposeError::LeaderChanged) if Instant::now() < deadline => {
+                        self.await_other_leader(leader, deadline).await
+                    }
+                    other => break other?,
                 }
-                None => return Err(ProposeError::NoLeader),
             };
             self.raft
                 .wait(None)
@@ -147,6 +193,15 @@ impl Replica {
         })
         .await
         .map_err(|_| ProposeError::Timeout)?
+    }
+
+    async fn read_index_from(&self, leader: u64) -> Result<u64, ProposeError> {
+        if leader == self.member_id {
+            return self.read_index().await;
+        }
+        let mut client = self.leader_client(leader)?;
+        let reply = client.read_index(encode(&())).await.map_err(unavailable)?;
+        decode::<Result<u64, ProposeError>>(reply.get_ref()).map_err(|e| ProposeError::Internal(e.to_string()))?
     }
 
     /// On the leader: the log index a linearizable read must wait for.
@@ -160,8 +215,14 @@ impl Replica {
     }
 }
 
+/// Maps a failed call to the leader. Only a failure to connect proves the
+/// request never arrived; anything else may have been applied.
 fn unavailable(status: tonic::Status) -> ProposeError {
+    let never_connected = std::error::Error::source(&status)
+        .and_then(|e| e.downcast_ref::<tonic::transport::Error>())
+        .is_some_and(|e| format!("{e:?}").contains("ConnectError"));
     match status.code() {
+        tonic::Code::Unavailable if never_connected => ProposeError::NotDelivered,
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ProposeError::Timeout,
         _ => ProposeError::LeaderChanged,
     }

@@ -148,7 +148,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.applier.write().reload(&self.state).map_err(read_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.backend.flush().await.map_err(write_err)
+        self.backend.flush().await.map_err(write_err)?;
+        tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
@@ -213,6 +215,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id,
         };
         save_snapshot(&self.snapshots, &meta, &data)?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -3,6 +3,7 @@
 //! fixed order when asked.
 
 mod bootstrap;
+mod compactor;
 mod listeners;
 
 use std::future::Future;
@@ -67,6 +68,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         channels,
         request_timeout,
     ));
+    let compaction = config
+        .auto_compaction
+        .clone()
+        .map(|mode| tokio::spawn(compactor::run(mode, replica.clone(), applier.clone())));
     let context = Arc::new(Context {
         replica: replica.clone(),
         applier,
@@ -97,6 +102,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         shutdown.await;
     }
     tracing::info!("received shutdown signal, stopping");
+    if let Some(compaction) = compaction {
+        compaction.abort();
+    }
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
         .await

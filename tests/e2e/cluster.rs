@@ -118,3 +118,38 @@ fn followers_forward_writes_and_serve_linearizable_reads() {
     assert_eq!(json["kvs"][0]["version"], 20);
     assert_eq!(json["header"]["revision"], 21);
 }
+
+#[test]
+fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start_with(crate::support::Flavor::Ferrocd, 3, &["--snapshot-count=50"]);
+    let leader = cluster.leader();
+    let behind = (leader + 1) % 3;
+    cluster.members[behind].kill();
+    let endpoint = cluster.members[leader].endpoint();
+    let script: String = (0..300).map(|i| format!("put snap/{i} v{i}\n")).collect();
+    for line in script.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        ctl_ok(&endpoint, &words);
+    }
+    cluster.members[behind].start();
+    let restarted = cluster.members[behind].endpoint();
+    wait_until(Duration::from_secs(30), "the restarted member to catch up", || {
+        etcdctl(
+            &restarted,
+            &["get", "snap/299", "--print-value-only", "--consistency=s"],
+        )
+        .stdout
+            == b"v299\n"
+    });
+    assert!(
+        cluster.members[behind]
+            .log()
+            .contains("installed snapshot from the leader"),
+        "the member caught up without a snapshot"
+    );
+    let count = ctl_ok(
+        &restarted,
+        &["get", "snap/", "--prefix", "--keys-only", "--consistency=s"],
+    );
+    assert_eq!(count.lines().filter(|l| !l.is_empty()).count(), 300);
+}

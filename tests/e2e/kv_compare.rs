@@ -13,19 +13,24 @@ struct Step {
     unordered: bool,
 }
 
-fn ok(args: &[&str]) -> Step {
+/// `ok("get k --prefix")`: arguments are split on spaces; `''` is an empty argument.
+fn ok(command: &str) -> Step {
+    let args = command
+        .split(' ')
+        .map(|a| if a == "''" { String::new() } else { a.to_string() })
+        .collect();
     Step {
-        args: args.iter().map(|a| a.to_string()).collect(),
+        args,
         stdin: None,
         must_succeed: true,
         unordered: false,
     }
 }
 
-fn fails(args: &[&str]) -> Step {
+fn fails(command: &str) -> Step {
     Step {
         must_succeed: false,
-        ..ok(args)
+        ..ok(command)
     }
 }
 
@@ -35,13 +40,28 @@ impl Step {
         self
     }
 
+    /// Feeds a transaction written as `compares | success ops | failure ops`, lines separated by
+    /// `;`, as etcdctl txn reads it: each block ends with an empty line.
+    fn txn(self, script: &str) -> Step {
+        let blocks: Vec<&str> = script.split('|').collect();
+        assert_eq!(blocks.len(), 3, "txn script needs three blocks: {script}");
+        let mut input = String::new();
+        for block in blocks {
+            for line in block.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+                input += &format!("{line}\n");
+            }
+            input += "\n";
+        }
+        self.input(input)
+    }
+
     fn unordered(mut self) -> Step {
         self.unordered = true;
         self
     }
 
     fn describe(&self) -> String {
-        let mut text = format!("etcdctl {}", self.args.join(" "));
+        let mut text = format!("etcdctl {:?}", self.args);
         if let Some(input) = &self.stdin {
             let shown: String = String::from_utf8_lossy(input).chars().take(120).collect();
             text.push_str(&format!(" <<< {shown:?} ({} bytes)", input.len()));
@@ -50,27 +70,16 @@ impl Step {
     }
 }
 
-/// etcdctl txn's stdin: compares, blank line, success ops, blank line, failure ops, blank line.
-fn txn_input(compares: &[&str], success: &[&str], failure: &[&str]) -> String {
-    let block = |lines: &[&str]| lines.iter().map(|l| format!("{l}\n")).collect::<String>() + "\n";
-    block(compares) + &block(success) + &block(failure)
-}
-
-/// What one step produced, with everything that legitimately differs masked.
+/// What one step produced, with everything that legitimately differs masked. JSON lines of
+/// stdout are parsed, masked and printed again with sorted keys.
 #[derive(Debug, PartialEq)]
 struct Record {
     exit_code: Option<i32>,
-    stdout: Output,
+    stdout: String,
     /// The last stderr line that is not a client log line (`Error: ...`).
     error_line: String,
     /// The gRPC status in the client's retry warning (`rpc error: code = ... desc = ...`).
     grpc_error: Option<String>,
-}
-
-#[derive(Debug, PartialEq)]
-enum Output {
-    Json(Value),
-    Text(String),
 }
 
 /// Replaces URLs, endpoints and IDs of one cluster by names that both clusters share.
@@ -92,51 +101,37 @@ impl Masker {
         let list: Value = serde_json::from_slice(&out.stdout).expect("member list -w json prints JSON");
         let mut members = BTreeMap::new();
         for m in list["members"].as_array().expect("members array") {
-            let id = m["ID"].as_u64().expect("member ID");
-            let name = m["name"].as_str().expect("member name").to_string();
+            let (id, name) = (m["ID"].as_u64().expect("member ID"), m["name"].as_str().expect("name"));
             substitutions.push((format!("{id:x}"), format!("<member:{name}>")));
-            members.insert(id, name);
+            members.insert(id, name.to_string());
         }
         assert_eq!(members.len(), cluster.members.len(), "member list: {list}");
         Masker { substitutions, members }
     }
 
-    fn text(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for (from, to) in &self.substitutions {
-            text = text.replace(from, to);
-        }
+    fn text(&self, line: &str) -> String {
         // `-w fields` prints the header as `"ClusterID" : 123`.
-        text.lines()
-            .map(|line| match line.split_once(" : ") {
-                Some((field @ ("\"ClusterID\"" | "\"MemberID\"" | "\"RaftTerm\"" | "\"RaftIndex\""), _)) => {
-                    format!("{field} : <masked>")
-                }
-                _ => line.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn member(&self, id: &Value) -> Value {
-        match id.as_u64().and_then(|id| self.members.get(&id)) {
-            Some(name) => Value::String(format!("<member:{name}>")),
-            None => Value::String(format!("<unknown member {id}>")),
+        if let Some((field @ ("\"ClusterID\"" | "\"MemberID\"" | "\"RaftTerm\"" | "\"RaftIndex\""), _)) =
+            line.split_once(" : ")
+        {
+            return format!("{field} : <masked>");
         }
+        self.substitutions
+            .iter()
+            .fold(line.to_string(), |text, (from, to)| text.replace(from, to))
     }
 
     fn json(&self, value: &mut Value) {
         match value {
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
-                    match key.as_str() {
-                        "cluster_id" | "raft_term" | "raft_index" => *v = Value::String("<masked>".into()),
+                    let member = v.as_u64().and_then(|id| self.members.get(&id));
+                    match (key.as_str(), member) {
+                        ("cluster_id" | "raft_term" | "raft_index", _) => *v = "<masked>".into(),
                         // Which member answers depends on etcdctl's balancer: only check it is one.
-                        "member_id" if self.members.contains_key(&v.as_u64().unwrap_or(0)) => {
-                            *v = Value::String("<member>".into())
-                        }
-                        "member_id" => *v = self.member(v),
-                        "ID" => *v = self.member(v),
+                        ("member_id", Some(_)) => *v = "<member>".into(),
+                        ("ID", Some(name)) => *v = format!("<member:{name}>").into(),
+                        ("member_id" | "ID", None) => *v = format!("<unknown member {v}>").into(),
                         _ => self.json(v),
                     }
                 }
@@ -150,28 +145,21 @@ impl Masker {
         }
     }
 
-    fn record(&self, out: &std::process::Output) -> Record {
+    fn record(&self, out: &std::process::Output, unordered: bool) -> Record {
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let stdout = match serde_json::from_str::<Value>(stdout.trim()) {
-            Ok(mut json) if stdout.trim_start().starts_with('{') => {
-                self.json(&mut json);
-                Output::Json(json)
-            }
-            // Text, possibly with JSON lines in it (`txn -i -w json` prints its prompts first).
-            _ => Output::Text(
-                stdout
-                    .lines()
-                    .map(|line| match serde_json::from_str::<Value>(line) {
-                        Ok(mut json) if line.starts_with('{') => {
-                            self.json(&mut json);
-                            json.to_string()
-                        }
-                        _ => self.text(line),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-        };
+        let mut lines: Vec<String> = stdout
+            .lines()
+            .map(|line| match serde_json::from_str::<Value>(line) {
+                Ok(mut json) if line.starts_with('{') => {
+                    self.json(&mut json);
+                    json.to_string()
+                }
+                _ => self.text(line),
+            })
+            .collect();
+        if unordered {
+            lines.sort();
+        }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let is_log = |l: &&str| l.starts_with("{\"level\"");
         let error_line = stderr
@@ -179,20 +167,16 @@ impl Masker {
             .filter(|l| !l.trim().is_empty() && !is_log(l))
             .last()
             .unwrap_or("");
-        let grpc_error = stderr
-            .lines()
-            .filter(is_log)
-            .filter_map(|l| {
-                serde_json::from_str::<Value>(l).ok()?["error"]
-                    .as_str()
-                    .map(|e| self.text(e))
-            })
-            .last();
+        let log_error = |l: &str| {
+            serde_json::from_str::<Value>(l).ok()?["error"]
+                .as_str()
+                .map(|e| self.text(e))
+        };
         Record {
             exit_code: out.status.code(),
-            stdout,
+            stdout: lines.join("\n"),
             error_line: self.text(error_line),
-            grpc_error,
+            grpc_error: stderr.lines().filter(is_log).filter_map(log_error).last(),
         }
     }
 }
@@ -205,13 +189,10 @@ fn run_steps(cluster: &Cluster, steps: &[Step]) -> Vec<Record> {
         .iter()
         .map(|step| {
             let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
-            let mut record = masker.record(&etcdctl_with_input(&endpoints, &args, step.stdin.as_deref()));
-            if let (true, Output::Text(text)) = (step.unordered, &mut record.stdout) {
-                let mut lines: Vec<&str> = text.lines().collect();
-                lines.sort();
-                *text = lines.join("\n");
-            }
-            record
+            masker.record(
+                &etcdctl_with_input(&endpoints, &args, step.stdin.as_deref()),
+                step.unordered,
+            )
         })
         .collect()
 }
@@ -235,16 +216,20 @@ fn compare(size: usize, steps: &[Step]) {
         assert_eq!(
             succeeded,
             step.must_succeed,
-            "script error: on real etcd `{}` gave {record:#?}",
+            "script error: real etcd ran {}: {record:#?}",
             step.describe()
         );
     }
-    let diffs: Vec<String> = steps
-        .iter()
-        .zip(expected.iter().zip(&actual))
-        .enumerate()
-        .filter(|(_, (_, (e, a)))| e != a)
-        .map(|(i, (step, (e, a)))| format!("step {i}: {}\n  etcd:    {e:?}\n  ferrocd: {a:?}", step.describe()))
+    let diffs: Vec<String> = (0..steps.len())
+        .filter(|&i| expected[i] != actual[i])
+        .map(|i| {
+            format!(
+                "step {i}: {}\n  etcd:    {:?}\n  ferrocd: {:?}",
+                steps[i].describe(),
+                expected[i],
+                actual[i]
+            )
+        })
         .collect();
     assert!(
         diffs.is_empty(),
@@ -258,185 +243,134 @@ fn compare(size: usize, steps: &[Step]) {
 /// The script. Revisions in the first part are literal: the store starts at revision 1.
 fn script() -> Vec<Step> {
     let mut steps = vec![
-        // History and compaction: hist is put at 2, 3, deleted at 4, put again at 5.
-        ok(&["put", "hist", "one"]),
-        ok(&["put", "hist", "two", "-w", "json"]),
-        ok(&["del", "hist"]),
-        ok(&["put", "hist", "three"]),
-        ok(&["get", "hist", "--rev=1", "-w", "json"]),
-        ok(&["get", "hist", "--rev=2", "-w", "json"]),
-        ok(&["get", "hist", "--rev=3"]),
-        ok(&["get", "hist", "--rev=4", "-w", "json"]),
-        ok(&["get", "hist", "--rev=5", "-w", "json"]),
-        fails(&["get", "hist", "--rev=6"]),
-        fails(&["get", "hist", "--rev=100000"]),
-        ok(&["compaction", "3"]),
-        fails(&["get", "hist", "--rev=2"]),
-        ok(&["get", "hist", "--rev=3", "-w", "json"]),
-        fails(&["compaction", "2"]),
-        fails(&["compaction", "3"]),
-        fails(&["compaction", "6"]),
-        fails(&["compaction", "100000"]),
+        // History and compaction: hist is put at 2 and 3, deleted at 4, put again at 5.
+        ok("put hist one"),
+        ok("put hist two -w json"),
+        ok("del hist"),
+        ok("put hist three"),
+        ok("get hist --rev=1 -w json"),
+        ok("get hist --rev=2 -w json"),
+        ok("get hist --rev=3"),
+        ok("get hist --rev=4 -w json"),
+        ok("get hist --rev=5 -w json"),
+        fails("get hist --rev=6"),
+        fails("get hist --rev=100000"),
+        ok("compaction 3"),
+        fails("get hist --rev=2"),
+        ok("get hist --rev=3 -w json"),
+        fails("compaction 2"),
+        fails("compaction 3"),
+        fails("compaction 6"),
+        fails("compaction 100000"),
         // Txn compares on create and mod revisions: t1 is created at 6, t2 at 7 and modified at 8.
-        ok(&["put", "t1", "v1"]),
-        ok(&["put", "t2", "v2"]),
-        ok(&["put", "t2", "v2b"]),
-        ok(&["txn"]).input(txn_input(
-            &["create(\"t1\") = \"6\""],
-            &["put cr ok1"],
-            &["put cr fail1"],
-        )),
-        ok(&["txn"]).input(txn_input(
-            &["create(\"t1\") > \"6\""],
-            &["put cr ok2"],
-            &["put cr fail2"],
-        )),
-        ok(&["txn"]).input(txn_input(&["create(\"none\") = \"0\""], &["get cr"], &[])),
-        ok(&["txn", "-w", "json"]).input(txn_input(&["mod(\"t2\") = \"8\""], &["get t2"], &["get t1"])),
-        ok(&["txn"]).input(txn_input(&["mod(\"t2\") < \"8\""], &["put m ok"], &["put m fail"])),
-        ok(&["txn"]).input(txn_input(&["mod(\"t2\") > \"7\""], &["put m ok"], &["put m fail"])),
-        // Txn compares on value and version, both branches, interactive and not.
-        ok(&["txn", "-i"]).input(txn_input(
-            &["value(\"t1\") = \"v1\""],
-            &["put t3 yes", "get t1"],
-            &["put t3 no"],
-        )),
-        ok(&["txn", "--interactive", "-w", "json"]).input(txn_input(
-            &["value(\"t1\") = \"nope\""],
-            &["put t4 yes"],
-            &["put t4 no", "get t1"],
-        )),
-        ok(&["txn", "-w", "json"]).input(txn_input(
-            &["value(\"t1\") != \"v1\""],
-            &[],
-            &["get t3", "del t4 --prev-kv"],
-        )),
-        ok(&["txn"]).input(txn_input(&["value(\"t1\") < \"v2\""], &["get t1"], &["get t2"])),
-        ok(&["txn"]).input(txn_input(&["value(\"t1\") > \"v2\""], &["get t1"], &["get t2"])),
-        ok(&["txn"]).input(txn_input(&["value(\"none\") = \"\""], &["put vn yes"], &["put vn no"])),
-        ok(&["txn"]).input(txn_input(&["version(\"t2\") = \"2\""], &["put v ok"], &["put v fail"])),
-        ok(&["txn"]).input(txn_input(&["version(\"t2\") > \"5\""], &["put v ok"], &["put v fail"])),
-        ok(&["txn"]).input(txn_input(&["version(\"none\") = \"0\""], &["get v"], &[])),
-        ok(&["txn"]).input(txn_input(
-            &["value(\"t1\") = \"v1\"", "version(\"t2\") = \"3\""],
-            &["put mc 1"],
-            &["put mc 0"],
-        )),
-        ok(&["txn", "-w", "json"]).input(txn_input(
-            &[],
-            &[
-                "put ops/a 1",
-                "put ops/b 2",
-                "put ops/c 3",
-                "del ops/z",
-                "get ops/ --prefix",
-            ],
-            &[],
-        )),
-        ok(&["txn"]).input(txn_input(
-            &[],
-            &["del ops/a", "del ops/b --prev-kv", "get ops/ --prefix --keys-only"],
-            &[],
-        )),
-        ok(&["txn"]).input(txn_input(&[], &[], &[])),
-        ok(&["txn", "-w", "json"]).input(txn_input(&[], &[], &[])),
-        fails(&["txn"]).input(txn_input(&[], &["put dup 1", "put dup 2"], &[])),
-        fails(&["txn"]).input(txn_input(&[], &["put dup 1", "del dup"], &[])),
-        fails(&["txn"]).input(txn_input(&[], &["del d --prefix", "put dup 1"], &[])),
-        ok(&["txn"]).input(txn_input(&[], &["get dup", "get dup", "put dup 3"], &[])),
-        ok(&["txn"]).input(txn_input(&["value(\"t1\") = \"v1\""], &["put dup 4"], &["put dup 5"])),
-        ok(&["get", "", "--from-key", "-w", "json"]),
-        // Prefix, ranges, limits, sorting. Values and versions differ from key order; pfx/b and
-        // pfx/d tie on version.
-        ok(&["put", "pfx/a", "5"]),
-        ok(&["put", "pfx/b", "3"]),
-        ok(&["put", "pfx/c", "2"]),
-        ok(&["put", "pfx/d", "4"]),
-        ok(&["put", "pfx/a", "1"]),
-        ok(&["put", "pfx/c", "6"]),
-        ok(&["put", "pfx/c", "7"]),
-        ok(&["get", "pfx/", "--prefix"]),
-        ok(&["get", "pfx/", "--prefix", "-w", "json"]),
-        ok(&["get", "pfx/a", "pfx/c"]),
-        ok(&["get", "pfx/b", "--from-key", "--keys-only"]),
-        ok(&["get", "pfx/", "--prefix", "--limit=2", "-w", "json"]),
-        ok(&["get", "pfx/", "--prefix", "--limit=4", "-w", "json"]),
-        ok(&["get", "pfx/", "--prefix", "--keys-only"]),
-        ok(&["get", "pfx/", "--prefix", "--keys-only", "-w", "json"]),
-        ok(&["get", "pfx/", "--prefix", "--print-value-only"]),
-        ok(&["get", "pfx/a", "-w", "fields"]),
-        ok(&["get", "pfx/", "--prefix", "--order=DESCEND", "--limit=2"]),
-        ok(&["get", "pfx/", "--prefix", "--sort-by=VALUE", "--limit=2", "-w", "json"]),
-        ok(&[
-            "get",
-            "pfx/",
-            "--prefix",
-            "--sort-by=VERSION",
-            "--order=DESCEND",
-            "-w",
-            "json",
-        ]),
-        fails(&["get", "pfx/", "--prefix", "--sort-by=BOGUS"]),
+        ok("put t1 v1"),
+        ok("put t2 v2"),
+        ok("put t2 v2b"),
+        ok("txn").txn(r#"create("t1") = "6" | put cr ok1 | put cr fail1"#),
+        ok("txn").txn(r#"create("t1") > "6" | put cr ok2 | put cr fail2"#),
+        ok("txn").txn(r#"create("none") = "0" | get cr |"#),
+        ok("txn -w json").txn(r#"mod("t2") = "8" | get t2 | get t1"#),
+        ok("txn").txn(r#"mod("t2") < "8" | put m ok | put m fail"#),
+        ok("txn").txn(r#"mod("t2") > "7" | put m ok | put m fail"#),
+        // Compares on value and version, both branches, interactive or not, several ops.
+        ok("txn -i").txn(r#"value("t1") = "v1" | put t3 yes; get t1 | put t3 no"#),
+        ok("txn --interactive -w json").txn(r#"value("t1") = "nope" | put t4 yes | put t4 no; get t1"#),
+        ok("txn -w json").txn(r#"value("t1") != "v1" | | get t3; del t4 --prev-kv"#),
+        ok("txn").txn(r#"value("t1") < "v2" | get t1 | get t2"#),
+        ok("txn").txn(r#"value("t1") > "v2" | get t1 | get t2"#),
+        ok("txn").txn(r#"value("none") = "" | put vn yes | put vn no"#),
+        ok("txn").txn(r#"version("t2") = "2" | put v ok | put v fail"#),
+        ok("txn").txn(r#"version("t2") > "5" | put v ok | put v fail"#),
+        ok("txn").txn(r#"version("none") = "0" | get v |"#),
+        ok("txn").txn(r#"value("t1") = "v1"; version("t2") = "3" | put mc 1 | put mc 0"#),
+        ok("txn -w json").txn("| put ops/a 1; put ops/b 2; put ops/c 3; del ops/z; get ops/ --prefix |"),
+        ok("txn").txn("| del ops/a; del ops/b --prev-kv; get ops/ --prefix --keys-only |"),
+        ok("txn").txn("||"),
+        ok("txn -w json").txn("||"),
+        fails("txn").txn("| put dup 1; put dup 2 |"),
+        fails("txn").txn("| put dup 1; del dup |"),
+        fails("txn").txn("| del d --prefix; put dup 1 |"),
+        ok("txn").txn("| get dup; get dup; put dup 3 |"),
+        ok("txn").txn(r#"value("t1") = "v1" | put dup 4 | put dup 5"#),
+        ok("get '' --from-key -w json"),
+        // Prefixes, ranges, limits, sorting: values and versions do not follow key order, and
+        // pfx/b and pfx/d tie on version.
+        ok("put pfx/a 5"),
+        ok("put pfx/b 3"),
+        ok("put pfx/c 2"),
+        ok("put pfx/d 4"),
+        ok("put pfx/a 1"),
+        ok("put pfx/c 6"),
+        ok("put pfx/c 7"),
+        ok("get pfx/ --prefix"),
+        ok("get pfx/ --prefix -w json"),
+        ok("get pfx/a pfx/c"),
+        ok("get pfx/b --from-key --keys-only"),
+        ok("get pfx/ --prefix --limit=2 -w json"),
+        ok("get pfx/ --prefix --limit=4 -w json"),
+        ok("get pfx/ --prefix --keys-only"),
+        ok("get pfx/ --prefix --keys-only -w json"),
+        ok("get pfx/ --prefix --print-value-only"),
+        ok("get pfx/a -w fields"),
+        ok("get pfx/ --prefix --order=DESCEND --limit=2"),
+        ok("get pfx/ --prefix --sort-by=VALUE --limit=2 -w json"),
+        ok("get pfx/ --prefix --sort-by=VERSION --order=DESCEND -w json"),
+        fails("get pfx/ --prefix --sort-by=BOGUS"),
     ];
     for target in ["KEY", "VALUE", "VERSION", "CREATE", "MODIFY"] {
         for order in ["ASCEND", "DESCEND"] {
-            let (sort, order) = (format!("--sort-by={target}"), format!("--order={order}"));
-            steps.push(ok(&["get", "pfx/", "--prefix", &sort, &order]));
+            steps.push(ok(&format!("get pfx/ --prefix --sort-by={target} --order={order}")));
         }
     }
     let big = "0123456789abcdef".repeat(65536); // 1 MiB: fits
     let too_big = "x".repeat(1536 * 1024 + 100); // just over the 1.5 MiB request limit
-    let many = |n: usize| (0..n).map(|i| format!("put many/{i:03} v")).collect::<Vec<_>>();
-    let (ops129, ops128) = (many(129), many(128));
+    let puts = |n: usize| {
+        (0..n)
+            .map(|i| format!("put many/{i:03} v"))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
     steps.extend([
         // Deletes.
-        ok(&["del", "d1"]),
-        ok(&["put", "d1", "x"]),
-        ok(&["del", "d1", "-w", "json"]),
-        ok(&["put", "d2", "val2"]),
-        ok(&["del", "d2", "--prev-kv"]),
-        ok(&["put", "dp/a", "1"]),
-        ok(&["put", "dp/b", "2"]),
-        ok(&["put", "dp/c", "3"]),
-        ok(&["del", "dp/a", "dp/c"]),
-        ok(&["del", "dp/", "--prefix", "--prev-kv", "-w", "json"]),
-        ok(&["put", "zz1", "1"]),
-        ok(&["put", "zz2", "2"]),
-        ok(&["del", "zz", "--from-key", "--prev-kv"]),
-        ok(&["del", "zz", "--from-key", "-w", "json"]),
+        ok("del d1"),
+        ok("put d1 x"),
+        ok("del d1 -w json"),
+        ok("put d2 val2"),
+        ok("del d2 --prev-kv"),
+        ok("put dp/a 1"),
+        ok("put dp/b 2"),
+        ok("put dp/c 3"),
+        ok("del dp/a dp/c"),
+        ok("del dp/ --prefix --prev-kv -w json"),
+        ok("put zz1 1"),
+        ok("put zz2 2"),
+        ok("del zz --from-key --prev-kv"),
+        ok("del zz --from-key -w json"),
         // Puts with options.
-        ok(&["put", "foo", "bar", "--prev-kv"]),
-        ok(&["put", "foo", "baz", "--prev-kv", "-w", "json"]),
-        ok(&["put", "foo", "--ignore-value"]),
-        ok(&["get", "foo", "-w", "json"]),
-        fails(&["put", "missing-iv", "--ignore-value"]),
-        fails(&["put", "missing-il", "v", "--ignore-lease"]),
-        ok(&["put", "foo", "qux", "--ignore-lease", "-w", "json"]),
+        ok("put foo bar --prev-kv"),
+        ok("put foo baz --prev-kv -w json"),
+        ok("put foo --ignore-value"),
+        ok("get foo -w json"),
+        fails("put missing-iv --ignore-value"),
+        fails("put missing-il v --ignore-lease"),
+        ok("put foo qux --ignore-lease -w json"),
         // Empty keys, sizes, too many operations.
-        fails(&["get", ""]),
-        fails(&["put", "", "x"]),
-        fails(&["del", ""]),
-        ok(&["put", "big"]).input(big),
-        ok(&["get", "big", "--keys-only", "-w", "json"]),
-        fails(&["put", "toobig"]).input(too_big),
-        ok(&["get", "toobig", "-w", "json"]),
-        fails(&["txn"]).input(txn_input(
-            &[],
-            &ops129.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[],
-        )),
-        ok(&["txn"]).input(txn_input(
-            &[],
-            &ops128.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[],
-        )),
-        ok(&["get", "many/", "--prefix", "--limit=1", "-w", "json"]),
-        ok(&["del", "many/", "--prefix"]),
-        ok(&["get", "", "--from-key", "--keys-only", "-w", "json"]),
-        ok(&["get", "", "--from-key", "--keys-only"]),
+        fails("get ''"),
+        fails("put '' x"),
+        fails("del ''"),
+        ok("put big").input(big),
+        ok("get big --keys-only -w json"),
+        fails("put toobig").input(too_big),
+        ok("get toobig -w json"),
+        fails("txn").txn(&format!("|{}|", puts(129))),
+        ok("txn").txn(&format!("|{}|", puts(128))),
+        ok("get many/ --prefix --limit=1 -w json"),
+        ok("del many/ --prefix"),
+        ok("get '' --from-key --keys-only -w json"),
+        ok("get '' --from-key --keys-only"),
         // Membership as etcdctl sees it.
-        ok(&["member", "list", "-w", "json"]),
-        ok(&["member", "list"]).unordered(),
+        ok("member list -w json"),
+        ok("member list").unordered(),
     ]);
     steps
 }

@@ -113,3 +113,20 @@ fn bad_configuration_is_refused_with_one_line() {
         "cannot access data directory",
     );
 }
+
+#[test]
+fn periodic_auto_compaction_compacts_old_history() {
+    let cluster = Cluster::start_with(
+        crate::support::Flavor::Ferrocd,
+        1,
+        &["--auto-compaction-mode=periodic", "--auto-compaction-retention=1s"],
+    );
+    let endpoint = cluster.members[0].endpoint();
+    ctl_ok(&endpoint, &["put", "k", "old"]);
+    ctl_ok(&endpoint, &["put", "k", "new"]);
+    wait_until(Duration::from_secs(10), "revision 2 to be compacted", || {
+        let out = etcdctl(&endpoint, &["get", "k", "--rev=2"]);
+        String::from_utf8_lossy(&out.stderr).contains("required revision has been compacted")
+    });
+    assert_eq!(ctl_ok(&endpoint, &["get", "k", "--print-value-only"]).trim(), "new");
+}

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod durability;
+mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod support;
