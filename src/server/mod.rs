@@ -70,7 +70,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     ));
     let compaction = config
         .auto_compaction
-        .clone()
         .map(|mode| tokio::spawn(compactor::run(mode, replica.clone(), applier.clone())));
     let context = Arc::new(Context {
         replica: replica.clone(),
