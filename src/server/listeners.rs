@@ -4,10 +4,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use url::Url;
 
+use super::authority::AuthorityFix;
 use crate::proto::peer::peer_server::PeerServer;
 use crate::raft::PeerService;
 
@@ -55,11 +57,16 @@ pub async fn serve_clients(urls: &[Url], routes: Routes, stop: watch::Receiver<b
     for url in urls {
         let listener = bind(url).await?;
         tracing::info!(%url, "listening for client requests");
+        let connections = TcpListenerStream::new(listener).map(|accepted| {
+            accepted.map(|stream| {
+                let _ = stream.set_nodelay(true);
+                AuthorityFix::new(stream)
+            })
+        });
         let server = Server::builder()
             .accept_http1(true)
-            .tcp_nodelay(true)
             .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop.clone()));
+            .serve_with_incoming_shutdown(connections, stopped(stop.clone()));
         servers.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "client listener failed");

@@ -2,6 +2,7 @@
 //! and client listeners, publish this member, and shut everything down in a
 //! fixed order when asked.
 
+mod authority;
 mod bootstrap;
 mod compactor;
 mod listeners;

@@ -67,6 +67,14 @@ fn health_version_and_member_list() {
         .collect();
     assert_eq!(seen, expected);
 
+    // etcdctl sends a scheme-qualified endpoint as the HTTP/2 authority of
+    // per-endpoint calls; `endpoint status --cluster` must work all the same.
+    let status = ctl_ok(&cluster.members[0].endpoint(), &["endpoint", "status", "--cluster"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    for member in &cluster.members {
+        assert!(status.contains(&member.endpoint()), "{status}");
+    }
+
     // Without a quorum the remaining member reports itself unhealthy.
     cluster.members[1].kill();
     cluster.members[2].kill();
