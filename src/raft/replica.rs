@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -43,14 +44,20 @@ pub struct Replica {
     raft: Raft,
     member_id: u64,
     channels: Arc<PeerChannels>,
+    /// Read-index requests waiting for the next leadership check; see
+    /// [`coalesce_read_index`].
+    read_waiters: mpsc::UnboundedSender<oneshot::Sender<Result<u64, ProposeError>>>,
     request_timeout: Duration,
 }
 
 impl Replica {
     pub fn new(raft: Raft, member_id: u64, channels: Arc<PeerChannels>, request_timeout: Duration) -> Self {
+        let (read_waiters, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(coalesce_read_index(raft.clone(), waiting));
         Replica {
             raft,
             member_id,
+            read_waiters,
             channels,
             request_timeout,
         }
@@ -205,12 +212,32 @@ impl Replica {
     }
 
     /// On the leader: the log index a linearizable read must wait for.
+    /// Concurrent callers share one leadership check, started after they asked.
     pub async fn read_index(&self) -> Result<u64, ProposeError> {
-        match self.raft.ensure_linearizable().await {
+        let (tx, rx) = oneshot::channel();
+        self.read_waiters.send(tx).map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)?
+    }
+}
+
+/// Serves read-index requests in rounds: every request that arrived while a
+/// leadership check was running is answered by the next check, which starts
+/// after all of them arrived, so each gets an index at least as new as a
+/// check of its own would give, for one quorum round trip per round.
+async fn coalesce_read_index(
+    raft: Raft,
+    mut waiting: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ProposeError>>>,
+) {
+    let mut round = Vec::new();
+    while waiting.recv_many(&mut round, 4096).await > 0 {
+        let result = match raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map_or(0, |id| id.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Err(ProposeError::LeaderChanged),
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(ProposeError::Timeout),
             Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
+        };
+        for waiter in round.drain(..) {
+            let _ = waiter.send(result.clone());
         }
     }
 }
