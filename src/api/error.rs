@@ -20,6 +20,8 @@ pub enum EtcdError {
     Compacted,
     FutureRev,
     LeaseNotFound,
+    LeaseExists,
+    LeaseTtlTooLarge,
     RequestTooLarge,
     TooManyRequests,
     NoLeader,
@@ -52,6 +54,8 @@ impl EtcdError {
                 "etcdserver: mvcc: required revision is a future revision",
             ),
             LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            LeaseExists => (Code::FailedPrecondition, "etcdserver: lease already exists"),
+            LeaseTtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
             RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
             TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
             NoLeader => (Code::Unavailable, "etcdserver: no leader"),
@@ -64,6 +68,13 @@ impl EtcdError {
             ),
             Internal(message) => (Code::Unknown, message),
         }
+    }
+}
+
+impl EtcdError {
+    /// etcd's text for this error.
+    pub fn message(&self) -> &str {
+        self.wire().1
     }
 }
 
@@ -90,6 +101,7 @@ impl From<ApplyError> for EtcdError {
             ApplyError::Mvcc(e) => e.into(),
             ApplyError::KeyNotFound => EtcdError::KeyNotFound,
             ApplyError::LeaseNotFound => EtcdError::LeaseNotFound,
+            ApplyError::LeaseExists => EtcdError::LeaseExists,
             ApplyError::Undecodable => EtcdError::Internal("etcdserver: undecodable request".into()),
         }
     }

@@ -5,8 +5,10 @@ mod cluster;
 mod error;
 mod http;
 mod kv;
+mod lease;
 mod maintenance;
 mod validate;
+mod watch;
 
 use std::sync::Arc;
 
@@ -20,9 +22,11 @@ pub use error::EtcdError;
 use crate::apply::{Applier, Command};
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::raft::Replica;
+use crate::raft::{LeaseClock, Replica};
 use crate::storage::Backend;
 
 /// etcd's gRPC servers accept this much over `--max-request-bytes` so the
@@ -43,6 +47,11 @@ pub struct Context {
     pub cluster_id: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// The leader's lease expiry, asked for keep-alives and time-to-live.
+    pub leases: Arc<LeaseClock>,
+    /// Shortest TTL a lease is granted (etcd: 1.5 election timeouts).
+    pub min_lease_ttl: i64,
+    pub watch_progress_interval: std::time::Duration,
 }
 
 impl Context {
@@ -58,7 +67,7 @@ impl Context {
     pub async fn propose<M: Message + Default>(&self, command: Command) -> Result<M, Status> {
         let size = match &command {
             Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => b.len(),
-            Command::Publish { .. } => 0,
+            Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::Publish { .. } => 0,
         };
         if size > self.max_request_bytes {
             return Err(EtcdError::RequestTooLarge.into());
@@ -78,6 +87,8 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())))
         .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(
             context.clone(),
-        )));
+        )))
+        .add_service(LeaseServer::new(lease::LeaseService::new(context.clone())))
+        .add_service(WatchServer::new(watch::WatchService::new(context.clone())));
     Routes::from(http::routes(grpc.into_axum_router(), context))
 }

@@ -6,11 +6,11 @@ use std::cmp::Ordering;
 use prost::Message;
 
 use super::{header, ApplyError};
-use crate::mvcc::{RangeOptions, RangeResult, Store, WriteTxn};
+use crate::mvcc::{Lessor, RangeOptions, RangeResult, Store, WriteTxn};
 use crate::proto::etcdserverpb::{
     compare, range_request, request_op, response_op, CompactionRequest, CompactionResponse, Compare,
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
-    ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 
@@ -102,15 +102,15 @@ fn compare_by(target: range_request::SortTarget, a: &KeyValue, b: &KeyValue) -> 
     }
 }
 
-pub(super) fn put(store: &mut Store, request: &PutRequest) -> Result<Vec<u8>, ApplyError> {
-    check_lease(request.lease)?;
+pub(super) fn put(store: &mut Store, lessor: &mut Lessor, request: &PutRequest) -> Result<Vec<u8>, ApplyError> {
+    check_lease(lessor, request.lease)?;
     let mut txn = store.write();
-    let response = put_in(&mut txn, request);
+    let response = put_in(&mut txn, lessor, request);
     txn.end();
     Ok(response?.encode_to_vec())
 }
 
-fn put_in(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, ApplyError> {
+fn put_in(txn: &mut WriteTxn<'_>, lessor: &mut Lessor, p: &PutRequest) -> Result<PutResponse, ApplyError> {
     let previous = if p.ignore_value || p.ignore_lease || p.prev_kv {
         txn.get(&p.key)?
     } else {
@@ -128,30 +128,41 @@ fn put_in(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, ApplyEr
         }
     }
     let revision = txn.put(&p.key, value, lease);
+    lessor.on_put(&p.key, lease);
     Ok(PutResponse {
         header: header(revision),
         prev_kv: if p.prev_kv { previous } else { None },
     })
 }
 
-/// Leases are not granted by this server yet, so every lease ID is unknown.
-fn check_lease(lease: i64) -> Result<(), ApplyError> {
-    if lease == 0 {
+fn check_lease(lessor: &Lessor, lease: i64) -> Result<(), ApplyError> {
+    if lease == 0 || lessor.ttl(lease).is_some() {
         Ok(())
     } else {
         Err(ApplyError::LeaseNotFound)
     }
 }
 
-pub(super) fn delete_range(store: &mut Store, request: &DeleteRangeRequest) -> Result<Vec<u8>, ApplyError> {
+pub(super) fn delete_range(
+    store: &mut Store,
+    lessor: &mut Lessor,
+    request: &DeleteRangeRequest,
+) -> Result<Vec<u8>, ApplyError> {
     let mut txn = store.write();
-    let response = delete_in(&mut txn, request);
+    let response = delete_in(&mut txn, lessor, request);
     txn.end();
     Ok(response?.encode_to_vec())
 }
 
-fn delete_in(txn: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, ApplyError> {
+fn delete_in(
+    txn: &mut WriteTxn<'_>,
+    lessor: &mut Lessor,
+    d: &DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, ApplyError> {
     let (deleted, revision) = txn.delete_range(&d.key, &d.range_end)?;
+    for kv in &deleted {
+        lessor.on_delete(&kv.key);
+    }
     Ok(DeleteRangeResponse {
         header: header(revision),
         deleted: deleted.len() as i64,
@@ -169,21 +180,21 @@ pub(super) fn compact(store: &mut Store, request: &CompactionRequest) -> Result<
 
 /// A transaction: every compare (nested ones too) is evaluated against the
 /// state before any operation runs, then the chosen branches execute.
-pub(super) fn txn(store: &mut Store, request: &TxnRequest) -> Result<Vec<u8>, ApplyError> {
+pub(super) fn txn(store: &mut Store, lessor: &mut Lessor, request: &TxnRequest) -> Result<Vec<u8>, ApplyError> {
     let mut txn = store.write();
-    let result = txn_in(&mut txn, request);
+    let result = txn_in(&mut txn, lessor, request);
     let revision = txn.end();
     let mut response = result?;
     response.header = header(revision);
     Ok(response.encode_to_vec())
 }
 
-fn txn_in(txn: &mut WriteTxn<'_>, request: &TxnRequest) -> Result<TxnResponse, ApplyError> {
+fn txn_in(txn: &mut WriteTxn<'_>, lessor: &mut Lessor, request: &TxnRequest) -> Result<TxnResponse, ApplyError> {
     let mut path = Vec::new();
     branch_path(txn, request, &mut path)?;
-    check_branches(txn, request, &path)?;
+    check_branches(txn, lessor, request, &path)?;
     let mut cursor = path.iter().copied();
-    execute(txn, request, &mut cursor)
+    execute(txn, lessor, request, &mut cursor)
 }
 
 fn branch_path(view: &impl View, request: &TxnRequest, path: &mut Vec<bool>) -> Result<(), ApplyError> {
@@ -246,13 +257,14 @@ fn compare_kv(c: &Compare, target: compare::CompareTarget, kv: &KeyValue) -> boo
 
 /// Before anything is written: puts that need a previous value find one,
 /// leases exist, and ranges ask for revisions the store has.
-fn check_branches(txn: &WriteTxn<'_>, request: &TxnRequest, path: &[bool]) -> Result<(), ApplyError> {
+fn check_branches(txn: &WriteTxn<'_>, lessor: &Lessor, request: &TxnRequest, path: &[bool]) -> Result<(), ApplyError> {
     let mut cursor = path.iter().copied();
-    check_ops(txn, request, &mut cursor)
+    check_ops(txn, lessor, request, &mut cursor)
 }
 
 fn check_ops(
     txn: &WriteTxn<'_>,
+    lessor: &Lessor,
     request: &TxnRequest,
     path: &mut impl Iterator<Item = bool>,
 ) -> Result<(), ApplyError> {
@@ -263,7 +275,7 @@ fn check_ops(
                 if (p.ignore_value || p.ignore_lease) && txn.get(&p.key)?.is_none() {
                     return Err(ApplyError::KeyNotFound);
                 }
-                check_lease(p.lease)?;
+                check_lease(lessor, p.lease)?;
             }
             Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
                 let store_revision = txn.revision();
@@ -280,7 +292,7 @@ fn check_ops(
                     },
                 )?;
             }
-            Some(request_op::Request::RequestTxn(inner)) => check_ops(txn, inner, path)?,
+            Some(request_op::Request::RequestTxn(inner)) => check_ops(txn, lessor, inner, path)?,
             _ => {}
         }
     }
@@ -289,6 +301,7 @@ fn check_ops(
 
 fn execute(
     txn: &mut WriteTxn<'_>,
+    lessor: &mut Lessor,
     request: &TxnRequest,
     path: &mut impl Iterator<Item = bool>,
 ) -> Result<TxnResponse, ApplyError> {
@@ -297,12 +310,12 @@ fn execute(
     for op in chosen(request, succeeded) {
         let response = match &op.request {
             Some(request_op::Request::RequestRange(r)) => response_op::Response::ResponseRange(range_in(txn, r)?),
-            Some(request_op::Request::RequestPut(p)) => response_op::Response::ResponsePut(put_in(txn, p)?),
+            Some(request_op::Request::RequestPut(p)) => response_op::Response::ResponsePut(put_in(txn, lessor, p)?),
             Some(request_op::Request::RequestDeleteRange(d)) => {
-                response_op::Response::ResponseDeleteRange(delete_in(txn, d)?)
+                response_op::Response::ResponseDeleteRange(delete_in(txn, lessor, d)?)
             }
             Some(request_op::Request::RequestTxn(inner)) => {
-                let mut nested = execute(txn, inner, path)?;
+                let mut nested = execute(txn, lessor, inner, path)?;
                 nested.header = Some(Default::default());
                 response_op::Response::ResponseTxn(nested)
             }
@@ -317,4 +330,31 @@ fn execute(
         succeeded,
         responses,
     })
+}
+
+pub(super) fn lease_grant(store: &Store, lessor: &mut Lessor, id: i64, ttl: i64) -> Result<Vec<u8>, ApplyError> {
+    if !lessor.grant(id, ttl) {
+        return Err(ApplyError::LeaseExists);
+    }
+    Ok(LeaseGrantResponse {
+        header: header(store.revision()),
+        id,
+        ttl,
+        error: String::new(),
+    }
+    .encode_to_vec())
+}
+
+/// Revokes a lease and deletes its keys, all in one revision.
+pub(super) fn lease_revoke(store: &mut Store, lessor: &mut Lessor, id: i64) -> Result<Vec<u8>, ApplyError> {
+    let keys = lessor.revoke(id).ok_or(ApplyError::LeaseNotFound)?;
+    let mut txn = store.write();
+    for key in keys {
+        txn.delete_range(&key, b"")?;
+    }
+    let revision = txn.end();
+    Ok(LeaseRevokeResponse {
+        header: header(revision),
+    }
+    .encode_to_vec())
 }

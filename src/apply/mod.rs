@@ -5,9 +5,11 @@
 mod kv;
 mod members;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::mvcc::{MvccError, Store};
+use crate::mvcc::{Lessor, MvccError, Store, WatchHub};
 use crate::proto::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, ResponseHeader, TxnRequest,
     TxnResponse,
@@ -23,6 +25,15 @@ pub enum Command {
     DeleteRange(Vec<u8>),
     Txn(Vec<u8>),
     Compact(Vec<u8>),
+    /// A lease with an ID chosen before proposing, so every member applies
+    /// the same one.
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
+    LeaseRevoke {
+        id: i64,
+    },
     /// A member announces its name and client URLs (etcd's publish).
     Publish {
         member_id: u64,
@@ -45,6 +56,8 @@ pub enum ApplyError {
     KeyNotFound,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     #[error("undecodable command")]
     Undecodable,
 }
@@ -52,21 +65,38 @@ pub enum ApplyError {
 pub struct Applier {
     store: Store,
     members: Members,
+    lessor: Lessor,
+    /// Receives every applied change; shared with the Watch API.
+    watches: Arc<WatchHub>,
 }
 
 impl Applier {
     pub fn open(space: Keyspace) -> Result<Self, MvccError> {
         let members = Members::load(&space)?;
+        let store = Store::open(space.clone())?;
+        let lessor = Lessor::load(&space, &store)?;
         Ok(Applier {
-            store: Store::open(space)?,
+            store,
             members,
+            lessor,
+            watches: Arc::default(),
         })
     }
 
     /// Re-reads all state from the backend, after a snapshot replaced it.
     pub fn reload(&mut self, space: &Keyspace) -> Result<(), MvccError> {
         self.members = Members::load(space)?;
-        self.store.reload()
+        self.store.reload()?;
+        self.lessor = Lessor::load(space, &self.store)?;
+        Ok(())
+    }
+
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    pub fn watches(&self) -> Arc<WatchHub> {
+        self.watches.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -81,11 +111,17 @@ impl Applier {
     /// [`Applier::commit`].
     pub fn apply(&mut self, command: &Command) -> Applied {
         let outcome = match command {
-            Command::Put(body) => decode::<PutRequest>(body).and_then(|r| kv::put(&mut self.store, &r)),
-            Command::DeleteRange(body) => {
-                decode::<DeleteRangeRequest>(body).and_then(|r| kv::delete_range(&mut self.store, &r))
+            Command::Put(body) => {
+                decode::<PutRequest>(body).and_then(|r| kv::put(&mut self.store, &mut self.lessor, &r))
             }
-            Command::Txn(body) => decode::<TxnRequest>(body).and_then(|r| kv::txn(&mut self.store, &r)),
+            Command::DeleteRange(body) => {
+                decode::<DeleteRangeRequest>(body).and_then(|r| kv::delete_range(&mut self.store, &mut self.lessor, &r))
+            }
+            Command::Txn(body) => {
+                decode::<TxnRequest>(body).and_then(|r| kv::txn(&mut self.store, &mut self.lessor, &r))
+            }
+            Command::LeaseGrant { id, ttl } => kv::lease_grant(&self.store, &mut self.lessor, *id, *ttl),
+            Command::LeaseRevoke { id } => kv::lease_revoke(&mut self.store, &mut self.lessor, *id),
             Command::Compact(body) => decode::<CompactionRequest>(body).and_then(|r| kv::compact(&mut self.store, &r)),
             Command::Publish { member_id, attributes } => {
                 self.members.publish(*member_id, attributes.clone());
@@ -97,9 +133,21 @@ impl Applier {
 
     /// Persists everything applied since the last commit, with `extra`
     /// records of the caller's, atomically.
+    /// Then hands the batch's changes to the watchers.
     pub fn commit(&mut self, extra: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), MvccError> {
-        let records = self.members.drain_dirty().chain(extra);
-        self.store.commit(records)
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .members
+            .drain_dirty()
+            .chain(extra)
+            .map(|(k, v)| (k, Some(v)))
+            .chain(self.lessor.drain_dirty())
+            .collect();
+        self.store.commit(records)?;
+        let events = self.store.take_events();
+        if !events.is_empty() {
+            self.watches.publish(&events, self.store.revision(), &self.store);
+        }
+        Ok(())
     }
 
     /// Serves a range on the read path.
@@ -109,7 +157,7 @@ impl Applier {
 
     /// Serves a transaction without writes on the read path.
     pub fn txn_read_only(&mut self, request: &TxnRequest) -> Result<TxnResponse, ApplyError> {
-        kv::txn(&mut self.store, request)
+        kv::txn(&mut self.store, &mut self.lessor, request)
             .and_then(|bytes| prost::Message::decode(bytes.as_slice()).map_err(|_| ApplyError::Undecodable))
     }
 }

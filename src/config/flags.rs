@@ -156,7 +156,7 @@ pub const FLAGS: &[Flag] = &[
     flag("experimental-enable-lease-checkpoint-persist", Bool, "false", "Persist lease checkpoints."),
     flag("experimental-compaction-batch-limit", Int, "1000", "Revisions deleted per compaction batch."),
     flag("experimental-peer-skip-client-san-verification", Bool, "false", "Skip SAN checks on peer certificates."),
-    flag("experimental-watch-progress-notify-interval", Duration, "10m", "Interval of watch progress notifications."),
+    acted("experimental-watch-progress-notify-interval", Duration, "10m", "Interval of watch progress notifications."),
     flag("experimental-warning-apply-duration", Duration, "100ms", "Warn when an apply takes longer."),
     flag("enable-grpc-gateway", Bool, "true", "Serve the JSON gateway."),
     flag("unsafe-no-fsync", Bool, "false", "Never fsync (loses data on crashes)."),

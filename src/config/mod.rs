@@ -64,6 +64,9 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub auto_compaction: Option<AutoCompaction>,
+    /// How often a watch asking for progress notifications gets one while
+    /// quiet (`--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
     pub log_level: String,
     pub force_new_cluster: bool,
     pub strict_reconfig_check: bool,

@@ -266,6 +266,13 @@ impl Settings {
         }
     }
 
+    pub fn duration(&self, name: &str) -> std::time::Duration {
+        match self.value(name) {
+            Value::Duration(nanos) => std::time::Duration::from_nanos((*nanos).max(0) as u64),
+            other => unreachable!("--{name} is not a duration: {other:?}"),
+        }
+    }
+
     pub fn bool(&self, name: &str) -> bool {
         match self.value(name) {
             Value::Bool(b) => *b,

@@ -107,6 +107,11 @@ pub fn key_bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> (Bound<&'a [u8]>, B
     }
 }
 
+/// Whether `candidate` is in the range `key`/`range_end` describes.
+pub fn in_range(key: &[u8], range_end: &[u8], candidate: &[u8]) -> bool {
+    std::ops::RangeBounds::<[u8]>::contains(&key_bounds(key, range_end), candidate)
+}
+
 fn is_empty_range(bounds: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
     match bounds {
         (Bound::Included(start), Bound::Excluded(end)) => end <= start,

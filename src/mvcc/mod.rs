@@ -3,12 +3,16 @@
 //! compaction. Nothing here knows about gRPC or Raft.
 
 mod index;
+mod lessor;
 mod revision;
 mod store;
+mod watch;
 
-pub use index::key_bounds;
+pub use index::{in_range, key_bounds};
+pub use lessor::Lessor;
 pub use revision::Revision;
 pub use store::{RangeOptions, RangeResult, Store, WriteTxn};
+pub use watch::{history, WatchHub, WatchMessage, WatchSpec};
 
 /// Errors of the MVCC layer; the API maps each to etcd's wire error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,7 @@ use prost::Message;
 use super::index::{IndexEntry, KeyIndex};
 use super::revision::{Revision, ENCODED_LEN};
 use super::MvccError;
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::{Batch, Keyspace};
 
 /// Backend key prefix of revision records.
@@ -56,6 +56,9 @@ pub struct Store {
     pending: Batch,
     /// Values of `pending`, so reads inside the same apply batch see them.
     overlay: HashMap<Revision, KeyValue>,
+    /// Changes since the last [`Store::take_events`], in revision order, for
+    /// watchers.
+    events: Vec<Event>,
 }
 
 impl Store {
@@ -68,6 +71,7 @@ impl Store {
             compacted: -1,
             pending: Batch::default(),
             overlay: HashMap::new(),
+            events: Vec::new(),
         };
         store.reload()?;
         Ok(store)
@@ -78,6 +82,7 @@ impl Store {
         self.index = KeyIndex::default();
         self.pending = Batch::default();
         self.overlay.clear();
+        self.events.clear();
         self.current = read_i64(&self.space, META_CURRENT)?.unwrap_or(1);
         self.compacted = read_i64(&self.space, META_COMPACTED)?.unwrap_or(-1);
         for record in self.space.scan_prefix(&[REVISION_PREFIX]) {
@@ -155,6 +160,57 @@ impl Store {
         Ok(decode_record(&bytes)?.1)
     }
 
+    /// The live value of `key` as of revision `at`, if any (prev_kv of watch
+    /// events).
+    pub fn get_at(&self, key: &[u8], at: i64) -> Result<Option<KeyValue>, MvccError> {
+        match self.index.get(key, at) {
+            Some(entry) => Ok(Some(self.value_at(&entry)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every change to keys in the range from revision `from` on, in
+    /// revision order, as watch events.
+    pub fn history(&self, key: &[u8], range_end: &[u8], from: i64) -> Result<Vec<Event>, MvccError> {
+        if from < self.compacted {
+            return Err(MvccError::Compacted);
+        }
+        let start = record_key(Revision::new(from.max(0), 0)).to_vec();
+        let end = record_key(Revision::new(i64::MAX, 0)).to_vec();
+        let mut events = Vec::new();
+        for record in self.space.range(start..end) {
+            let (_, value) = record?;
+            let (tag, kv) = decode_record(&value)?;
+            if !super::in_range(key, range_end, &kv.key) {
+                continue;
+            }
+            let kind = if tag == TAG_PUT {
+                EventType::Put
+            } else {
+                EventType::Delete
+            };
+            events.push(Event {
+                r#type: kind as i32,
+                kv: Some(kv),
+                prev_kv: None,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Takes the changes made since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Calls `f` with every live key-value; used to rebuild derived state.
+    pub fn for_each_live(&self, mut f: impl FnMut(&KeyValue)) -> Result<(), MvccError> {
+        for (_, entry) in self.index.range(b"\0", b"\0", self.current) {
+            f(&self.value_at(&entry)?);
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction; it adds one revision if it changes anything.
     pub fn write(&mut self) -> WriteTxn<'_> {
         let main = self.current + 1;
@@ -183,13 +239,17 @@ impl Store {
     }
 
     /// Hands the writes since the last commit, plus the caller's `extra`
-    /// records, to the backend in one atomic batch.
-    pub fn commit(&mut self, extra: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<(), MvccError> {
+    /// records (a `None` value removes the key), to the backend in one
+    /// atomic batch.
+    pub fn commit(&mut self, extra: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> Result<(), MvccError> {
         let mut batch = std::mem::take(&mut self.pending);
         batch.insert(META_CURRENT, self.current.to_be_bytes());
         batch.insert(META_COMPACTED, self.compacted.to_be_bytes());
         for (key, value) in extra {
-            batch.insert(key, value);
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
         }
         self.space.apply(batch)?;
         self.overlay.clear();
@@ -201,6 +261,16 @@ impl Store {
         value.push(tag);
         kv.encode(&mut value).expect("Vec has capacity");
         self.pending.insert(record_key(rev), value);
+        let kind = if tag == TAG_PUT {
+            EventType::Put
+        } else {
+            EventType::Delete
+        };
+        self.events.push(Event {
+            r#type: kind as i32,
+            kv: Some(kv.clone()),
+            prev_kv: None,
+        });
         self.overlay.insert(rev, kv);
     }
 }
@@ -338,7 +408,7 @@ mod tests {
         txn.put(b"a", b"2".to_vec(), 0);
         txn.put(b"b", b"x".to_vec(), 0);
         txn.end();
-        store.commit([]).unwrap();
+        store.commit(Vec::new()).unwrap();
         let now = store.range(b"a", b"", RangeOptions::default()).unwrap();
         assert_eq!(now.kvs[0].version, 2);
         assert_eq!(now.kvs[0].create_revision, 2);
@@ -363,7 +433,7 @@ mod tests {
             out
         };
         assert_eq!((deleted.len(), rev), (2, 4));
-        store.commit([]).unwrap();
+        store.commit(Vec::new()).unwrap();
         drop(store);
         let reopened = Store::open(backend.keyspace("state").unwrap()).unwrap();
         assert_eq!(reopened.revision(), 4);
@@ -396,6 +466,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.range(b"k", b"", at3).unwrap().kvs[0].value, vec![1]);
-        store.commit([]).unwrap();
+        store.commit(Vec::new()).unwrap();
     }
 }

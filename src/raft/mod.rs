@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod ids;
+mod lease_clock;
 mod log_store;
 mod network;
 mod peer_service;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applied, Command};
 
+pub use lease_clock::{LeaseClock, LeaseQuery};
 pub use log_store::LogStore;
 pub use network::{PeerChannels, PeerNetwork, MAX_PEER_MESSAGE};
 pub use peer_service::PeerService;

@@ -6,18 +6,19 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::network::{decode, encode};
-use super::Replica;
+use super::{LeaseClock, LeaseQuery, Replica};
 use crate::apply::Command;
 use crate::proto::peer::peer_server::Peer;
 use crate::proto::peer::Blob;
 
 pub struct PeerService {
     replica: Arc<Replica>,
+    leases: Arc<LeaseClock>,
 }
 
 impl PeerService {
-    pub fn new(replica: Arc<Replica>) -> Self {
-        PeerService { replica }
+    pub fn new(replica: Arc<Replica>, leases: Arc<LeaseClock>) -> Self {
+        PeerService { replica, leases }
     }
 }
 
@@ -53,5 +54,14 @@ impl Peer for PeerService {
 
     async fn read_index(&self, _request: Request<Blob>) -> Result<Response<Blob>, Status> {
         reply(&self.replica.read_index().await)
+    }
+
+    async fn lease(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let query: LeaseQuery = parse(&request)?;
+        let answer: Result<_, crate::raft::ProposeError> = match self.replica.leader() {
+            Some(leader) if leader == self.replica.member_id() => Ok(self.leases.answer(query)),
+            _ => Err(crate::raft::ProposeError::LeaderChanged),
+        };
+        reply(&answer)
     }
 }

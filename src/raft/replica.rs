@@ -161,7 +161,7 @@ impl Replica {
         decode::<Result<Applied, ProposeError>>(reply.get_ref()).map_err(|e| ProposeError::Internal(e.to_string()))?
     }
 
-    fn leader_client(
+    pub(super) fn leader_client(
         &self,
         leader: u64,
     ) -> Result<crate::proto::peer::peer_client::PeerClient<tonic::transport::Channel>, ProposeError> {

@@ -21,7 +21,7 @@ pub use bootstrap::url_string;
 use crate::api::{self, Context};
 use crate::apply::{Command, MemberAttributes};
 use crate::config::Config;
-use crate::raft::{LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, StateMachine};
+use crate::raft::{LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, StateMachine};
 use crate::storage::Backend;
 
 /// Log entries kept after a snapshot so slow followers can catch up from the
@@ -72,6 +72,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let compaction = config
         .auto_compaction
         .map(|mode| tokio::spawn(compactor::run(mode, replica.clone(), applier.clone())));
+    let leases = Arc::new(LeaseClock::new(
+        replica.clone(),
+        applier.clone(),
+        config.election_timeout,
+    ));
+    let lease_expiry = tokio::spawn(leases.clone().run());
     let context = Arc::new(Context {
         replica: replica.clone(),
         applier,
@@ -79,12 +85,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         cluster_id: identity.cluster_id,
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
+        leases: leases.clone(),
+        min_lease_ttl: min_lease_ttl(config.election_timeout),
+        watch_progress_interval: config.watch_progress_notify_interval,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let peers = listeners::serve_peers(
         &config.listen_peer_urls,
-        PeerService::new(replica.clone()),
+        PeerService::new(replica.clone(), leases),
         stop_rx.clone(),
     )
     .await?;
@@ -105,6 +114,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if let Some(compaction) = compaction {
         compaction.abort();
     }
+    lease_expiry.abort();
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
         .await
@@ -121,6 +131,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     backend.flush_blocking()?;
     tracing::info!("data flushed; member stopped");
     Ok(())
+}
+
+/// etcd's minimum lease TTL: one and a half election timeouts, in whole
+/// seconds rounded up.
+fn min_lease_ttl(election_timeout: Duration) -> i64 {
+    (election_timeout.as_secs_f64() * 1.5).ceil() as i64
 }
 
 fn open_data_dir(data_dir: &Path) -> anyhow::Result<Backend> {
