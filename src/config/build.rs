@@ -6,38 +6,48 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::problem::{About, Problem};
 use super::settings::Settings;
-use super::{cluster, go_syntax, AutoCompaction, ClusterState, Config, ConfigError};
+use super::{cluster, go_syntax, AutoCompaction, ClusterState, Config, ConfigError, LogFormat};
 
 /// Backend quota etcd uses when `--quota-backend-bytes` is 0.
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// The configuration the settings describe; `warnings` gathered so far are kept.
-pub fn config(settings: &Settings, mut warnings: Vec<String>) -> Result<Config, ConfigError> {
+/// The default data directory's warning, when `--data-dir` is not given.
+pub fn data_dir_warning(settings: &Settings) -> Option<Problem> {
+    settings.text("data-dir").is_empty().then(|| {
+        let dir = data_dir(settings.text("name"), "");
+        let text = format!("no data-dir provided, using default data-dir ./{}", dir.display());
+        Problem::warning(text, About::Flag("data-dir"))
+    })
+}
+
+/// The configuration the settings describe, without warnings. `journal` says whether stderr
+/// goes to systemd's journal.
+pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
     let name = settings.text("name").to_string();
-    if settings.text("data-dir").is_empty() {
-        let dir = data_dir(&name, "");
-        warnings.push(format!(
-            "no data-dir provided, using default data-dir ./{}",
-            dir.display()
-        ));
-    }
+    let about = |flag| move |e: ConfigError| Problem::error(e, About::Flag(flag));
+    let urls = |flag| to_urls(&settings.urls(flag)).map_err(about(flag));
     let initial_cluster = cluster::parse(&settings.initial_cluster())
-        .map_err(|e| ConfigError::Invalid(format!("error setting up initial cluster: {e}")))?;
+        .map_err(|e| ConfigError::Invalid(format!("error setting up initial cluster: {e}")))
+        .map_err(about("initial-cluster"))?;
     let auto_compaction = auto_compaction(
         settings.text("auto-compaction-mode"),
         settings.text("auto-compaction-retention"),
-    )?;
+    )
+    .map_err(about("auto-compaction-retention"))?;
+    let user = Some(settings.text("user").to_string()).filter(|user| !user.is_empty());
     Ok(Config {
         data_dir: data_dir(&name, settings.text("data-dir")),
-        listen_client_urls: to_urls(&settings.urls("listen-client-urls"))?,
-        advertise_client_urls: to_urls(&settings.urls("advertise-client-urls"))?,
-        listen_peer_urls: to_urls(&settings.urls("listen-peer-urls"))?,
-        initial_advertise_peer_urls: to_urls(&settings.urls("initial-advertise-peer-urls"))?,
+        listen_client_urls: urls("listen-client-urls")?,
+        advertise_client_urls: urls("advertise-client-urls")?,
+        listen_peer_urls: urls("listen-peer-urls")?,
+        initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
         initial_cluster: initial_cluster
             .into_iter()
             .map(|(member, url)| Ok((member, to_url(&url)?)))
-            .collect::<Result<_, ConfigError>>()?,
+            .collect::<Result<_, ConfigError>>()
+            .map_err(about("initial-cluster"))?,
         initial_cluster_state: match settings.text("initial-cluster-state") {
             "existing" => ClusterState::Existing,
             _ => ClusterState::New,
@@ -54,7 +64,14 @@ pub fn config(settings: &Settings, mut warnings: Vec<String>) -> Result<Config, 
         log_level: settings.text("log-level").to_string(),
         force_new_cluster: settings.bool("force-new-cluster"),
         strict_reconfig_check: settings.bool("strict-reconfig-check"),
-        warnings,
+        worker_threads: to_usize(settings.uint("worker-threads")),
+        user,
+        log_format: match settings.text("log-format") {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+        journal,
+        warnings: Vec::new(),
         name,
     })
 }

@@ -76,7 +76,7 @@ const fn legacy(name: &'static str) -> Flag {
 
 use Kind::{Bool, Choice, Duration, Int, Text, Uint, Uint32, Urls};
 
-/// Every flag etcd 3.4.23 accepts, in the order of its help text, one per line.
+/// Every flag etcd 3.4.23 accepts, in the order of its help text, one per line, then ferrocd's.
 #[rustfmt::skip]
 pub const FLAGS: &[Flag] = &[
     acted("name", Text, "default", "Human-readable name of this member."),
@@ -163,8 +163,12 @@ pub const FLAGS: &[Flag] = &[
     acted("force-new-cluster", Bool, "false", "Restart as a one-member cluster."),
     flag("debug", Bool, "false", "Old way to say --log-level=debug."),
     flag("log-package-levels", Text, "", "Per-package log levels."),
-    flag("config-file", Text, "", "YAML configuration file."),
+    acted("config-file", Text, "", "etcd's YAML file or an etcd.conf of ETCD_* lines."),
     acted("version", Bool, "false", "Print the version and exit."),
+    // ferrocd's own flags.
+    acted("worker-threads", Uint, "0", "ferrocd only: worker threads; 0: the CPUs this process may use."),
+    acted("user", Text, "", "ferrocd only: started as root, run as this user once listeners are open."),
+    acted("log-format", Choice(&["text", "json"]), "text", "ferrocd only: log format, text or json."),
     legacy("cluster-active-size"),
     legacy("cluster-remove-delay"),
     legacy("cluster-sync-interval"),

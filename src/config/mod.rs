@@ -1,17 +1,25 @@
-//! Configuration: etcd's flags and `ETCD_*` variables, resolved once with etcd 3.4's rules and
-//! validated into a [`Config`].
+//! Configuration: etcd's flags, `ETCD_*` variables and configuration files, resolved once with
+//! etcd 3.4's rules and validated into a [`Config`]; and `ferrocd check-config`.
 //!
 //! # Layout
 //! - `flags`: the table of every etcd flag, the clap command built from it, Go-style scanning.
+//! - `file`: `--config-file`: an etcd.conf of `ETCD_*` lines or etcd's YAML file.
 //! - `settings`: flag values with where they came from, the environment overlay, validation.
+//! - `problem`: errors and warnings, traced to the line of the file that caused them.
+//! - `resolve`: the order of it all: command line, file or environment, validation, build.
 //! - `build`: turning checked settings into a `Config`.
+//! - `check`: `ferrocd check-config`: every problem a start would meet, without starting.
 //! - `cluster`: `--initial-cluster` parsing and the checks before bootstrapping a member.
 //! - `go_syntax`: the Go parsing rules (integers, durations, URLs) etcd's flags inherit.
 
 mod build;
+mod check;
 mod cluster;
+mod file;
 mod flags;
 mod go_syntax;
+mod problem;
+mod resolve;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -21,13 +29,23 @@ use std::time::Duration;
 
 use url::Url;
 
-use settings::Settings;
+use resolve::{resolve, Checked, Resolved};
+
+/// The subcommand that checks the configuration instead of starting.
+const CHECK_COMMAND: &str = "check-config";
 
 /// Whether this member bootstraps a new cluster or joins a running one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterState {
     New,
     Existing,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// How much history automatic compaction keeps.
@@ -70,6 +88,13 @@ pub struct Config {
     pub log_level: String,
     pub force_new_cluster: bool,
     pub strict_reconfig_check: bool,
+    /// Tokio worker threads; 0 sizes the pool from the CPUs this process may use.
+    pub worker_threads: usize,
+    /// The user to run as once the data dir and listeners are ready, when started as root.
+    pub user: Option<String>,
+    pub log_format: LogFormat,
+    /// Whether stderr goes to systemd's journal (`JOURNAL_STREAM` is set).
+    pub journal: bool,
     /// Startup warnings for the operator, in the order they arose.
     pub warnings: Vec<String>,
 }
@@ -142,28 +167,23 @@ impl ConfigError {
 
 /// Resolves the configuration from `args` (the program name first, as `std::env::args_os`
 /// gives them) and `env` (the process environment), with etcd 3.4's rules: command-line
-/// flags, then `ETCD_*` variables for flags not given, then validation.
+/// flags, then `ETCD_*` variables for flags not given (and those of an etcd.conf given as
+/// `--config-file`), then validation; or etcd's YAML file alone. `check-config` as the first
+/// argument checks instead of starting.
 ///
 /// The checks etcd makes only when a member has no data yet are in [`Config::verify_bootstrap`].
 pub fn load(args: Vec<OsString>, env: &BTreeMap<String, String>) -> Result<Loaded, ConfigError> {
     let args = utf8_args(args)?;
-    let scanned = match flags::scan(&args)? {
-        flags::CommandLine::Help => return Ok(exit(flags::help_text())),
-        flags::CommandLine::Flags(scanned) => scanned,
-    };
-    let matches = flags::matches(&scanned)?;
-    if let Some(arg) = scanned.positional {
-        return Err(ConfigError::Invalid(format!("'{arg}' is not a valid flag")));
+    if args.first().map(String::as_str) == Some(CHECK_COMMAND) {
+        return Ok(check::run(&args[1..], env));
     }
-    let mut settings = Settings::from_matches(&matches)?;
-    if settings.bool("version") {
-        return Ok(exit(version_text()));
+    match resolve(&args, env)? {
+        Resolved::Exit(loaded) => Ok(loaded),
+        Resolved::Checked(Checked {
+            config: Some(config), ..
+        }) => Ok(Loaded::Run(config)),
+        Resolved::Checked(Checked { problems, .. }) => Err(resolve::first_error(problems)),
     }
-    let mut warnings = settings.legacy_warnings();
-    warnings.extend(settings.overlay_env(env)?);
-    warnings.extend(settings.unacted_warnings());
-    settings.validate()?;
-    build::config(&settings, warnings).map(Loaded::Run)
 }
 
 fn exit(message: String) -> Loaded {
@@ -186,6 +206,8 @@ fn utf8_args(args: Vec<OsString>) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
+#[cfg(test)]
+mod file_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +384,7 @@ mod tests {
     #[test]
     fn warnings_for_env_and_flags_ferrocd_ignores() {
         let c = config(
-            &["--config-file=/etc/etcd.yml", "--cluster-active-size=3", "--data-dir=d"],
+            &["--cluster-active-size=3", "--data-dir=d"],
             &[("ETCD_FOO", "bar"), ("ETCD_AUTO_TLS", "true")],
         );
         assert_eq!(
@@ -371,7 +393,6 @@ mod tests {
                 "flag \"-cluster-active-size\" is no longer supported - ignoring.",
                 "unrecognized environment variable ETCD_FOO=bar",
                 "flag --auto-tls is accepted for compatibility but ferrocd does not act on it",
-                "flag --config-file is accepted for compatibility but ferrocd does not act on it",
             ]
         );
     }

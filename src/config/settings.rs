@@ -1,5 +1,6 @@
 //! Flag values with where each came from: the command line, then `ETCD_*` variables with
-//! etcd's precedence and warnings, then the validation etcd runs before it starts.
+//! etcd's precedence and warnings (or etcd's YAML file instead of both), then the validation
+//! etcd runs before it starts. Every problem is collected, not only the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -7,7 +8,9 @@ use std::net::IpAddr;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use super::flags::{Flag, Kind, Value, FLAGS};
+use super::file::Assignment;
+use super::flags::{self, Flag, Kind, Value, FLAGS};
+use super::problem::{About, Problem};
 use super::{go_syntax, ConfigError};
 
 /// etcd's `--initial-cluster` default; when it is left as is and `--name` is not "default",
@@ -25,12 +28,17 @@ enum Source {
     Default,
     CommandLine,
     Env,
+    /// etcd's YAML configuration file.
+    Yaml,
 }
 
 /// Every flag's value and where it came from.
 #[derive(Debug)]
 pub struct Settings {
     values: BTreeMap<&'static str, (Value, Source)>,
+    /// Whether the values come from etcd's YAML file, which etcd reads without its
+    /// command-line conveniences (such as the initial cluster built from `--name`).
+    yaml: bool,
 }
 
 impl Settings {
@@ -50,14 +58,55 @@ impl Settings {
                 .map_err(|why| ConfigError::Usage(format!("invalid value {raw:?} for flag -{}: {why}", flag.name)))?;
             values.insert(flag.name, (value, source));
         }
-        Ok(Settings { values })
+        Ok(Settings { values, yaml: false })
+    }
+
+    /// etcd's YAML file in place of the command line and the environment: every flag at its
+    /// default, then the file's keys. An unknown key is ignored with a warning.
+    pub fn from_yaml(assignments: &[Assignment]) -> (Settings, Vec<Problem>) {
+        let values = FLAGS
+            .iter()
+            .map(|flag| {
+                let value = flag.parse(flag.default).expect("defaults are valid");
+                (flag.name, (value, Source::Default))
+            })
+            .collect();
+        let mut settings = Settings { values, yaml: true };
+        let mut problems = Vec::new();
+        for Assignment { key, value, .. } in assignments {
+            let about = About::Key(key.clone());
+            let flag = flags::find(key).filter(|flag| !matches!(flag.name, "config-file" | "version"));
+            let Some(flag) = flag.filter(|flag| flag.kind != Kind::Legacy) else {
+                problems.push(Problem::warning(format!("unknown key {key:?} is ignored"), about));
+                continue;
+            };
+            match flag.parse(value) {
+                Ok(parsed) => {
+                    settings.values.insert(flag.name, (parsed, Source::Yaml));
+                }
+                Err(why) => problems.push(Problem::invalid(
+                    format!("invalid value {value:?} for {key}: {why}"),
+                    about,
+                )),
+            }
+        }
+        (settings, problems)
+    }
+
+    /// The flags given on the command line.
+    pub fn command_line_flags(&self) -> Vec<&'static str> {
+        FLAGS
+            .iter()
+            .filter(|flag| self.source(flag.name) == Source::CommandLine)
+            .map(|flag| flag.name)
+            .collect()
     }
 
     /// etcd's `SetFlagsFromEnv`: each flag not given on the command line takes its non-empty
     /// `ETCD_*` variable. A variable for a flag that is on the command line is fatal, even
     /// when empty; any other unused `ETCD_*` variable (an empty one included) only warns.
-    /// Of several bad values, the last flag's in name order is reported, as etcd does.
-    pub fn overlay_env(&mut self, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    /// Of several bad values, the last flag's in name order comes first: etcd reports that one.
+    pub fn overlay_env(&mut self, env: &BTreeMap<String, String>) -> Vec<Problem> {
         let on_command_line: BTreeSet<String> = FLAGS
             .iter()
             .filter(|flag| self.source(flag.name) == Source::CommandLine)
@@ -66,7 +115,7 @@ impl Settings {
         let mut by_name: Vec<&Flag> = FLAGS.iter().collect();
         by_name.sort_by_key(|flag| flag.name);
         let mut warnings = Vec::new();
-        let mut last_error = None;
+        let mut errors = Vec::new();
         for flag in by_name {
             let var = flag.env_var();
             let Some(raw) = env.get(&var).filter(|raw| !raw.is_empty()) else {
@@ -82,28 +131,51 @@ impl Settings {
                 }
                 Err(why) => {
                     let message = format!("invalid value {raw:?} for {var}: {why}");
-                    last_error = Some(ConfigError::Invalid(message));
+                    errors.insert(0, Problem::invalid(message, About::Key(var)));
                 }
             }
         }
-        warnings.extend(unused_env_warnings(env, &on_command_line)?);
-        last_error.map_or(Ok(warnings), Err)
+        let mut problems = unused_env_problems(env, &on_command_line);
+        problems.extend(errors);
+        problems.extend(warnings);
+        problems
     }
 
     /// etcd's warnings for the etcd 2 flags given on the command line.
-    pub fn legacy_warnings(&self) -> Vec<String> {
+    pub fn legacy_warnings(&self) -> Vec<Problem> {
         self.set_flags().filter_map(legacy_warning).collect()
     }
 
     /// A warning for each flag that was set but that ferrocd does not act on.
-    pub fn unacted_warnings(&self) -> Vec<String> {
+    pub fn unacted_warnings(&self) -> Vec<Problem> {
         self.set_flags()
             .filter(|flag| !flag.acted && flag.kind != Kind::Legacy)
             .map(|flag| {
-                format!(
+                let text = format!(
                     "flag --{} is accepted for compatibility but ferrocd does not act on it",
                     flag.name
-                )
+                );
+                Problem::warning(text, About::Flag(flag.name))
+            })
+            .collect()
+    }
+
+    /// Advertised URLs on an unspecified address (`0.0.0.0`, `[::]`): etcd accepts them, but a
+    /// client or peer told to dial them reaches itself.
+    pub fn unspecified_address_warnings(&self) -> Vec<Problem> {
+        ["advertise-client-urls", "initial-advertise-peer-urls"]
+            .into_iter()
+            .flat_map(|name| self.urls(name).into_iter().map(move |url| (name, url)))
+            .filter(|(_, url)| {
+                let host = go_syntax::url_host(url).trim_start_matches('[').trim_end_matches(']');
+                host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+            })
+            .map(|(name, url)| {
+                let text = format!(
+                    "--{name} has {url}, which clients cannot use: it is the address to listen on \
+                     every interface, not one to connect to; advertise this host's address"
+                );
+                Problem::warning(text, About::Flag(name))
             })
             .collect()
     }
@@ -112,16 +184,31 @@ impl Settings {
         FLAGS.iter().filter(|flag| self.source(flag.name) != Source::Default)
     }
 
-    /// The checks of etcd's `Config.Validate`, in its order.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_log_level()
-            .and_then(|()| self.check_bind_urls())
-            .and_then(|()| self.check_advertised_urls())
-            .and_then(|()| self.check_bootstrap_flags())
-            .and_then(|()| self.check_timing())
-            .and_then(|()| self.check_advertise_client_urls_given())
-            .and_then(|()| self.check_compaction_mode())
-            .map_err(ConfigError::Invalid)
+    /// The checks of etcd's `Config.Validate`, in its order; etcd stops at the first error.
+    pub fn validate(&self) -> Vec<Problem> {
+        type Check = fn(&Settings) -> Result<(), String>;
+        let checks: [(&'static [&'static str], Check); 7] = [
+            (&["log-level"], Settings::check_log_level),
+            (
+                &["listen-peer-urls", "listen-client-urls", "listen-metrics-urls"],
+                Settings::check_bind_urls,
+            ),
+            (
+                &["initial-advertise-peer-urls", "advertise-client-urls"],
+                Settings::check_advertised_urls,
+            ),
+            (
+                &["initial-cluster", "discovery", "discovery-srv"],
+                Settings::check_bootstrap_flags,
+            ),
+            (&["election-timeout", "heartbeat-interval"], Settings::check_timing),
+            (&["listen-client-urls"], Settings::check_advertise_client_urls_given),
+            (&["auto-compaction-mode"], Settings::check_compaction_mode),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(flags, check)| check(self).err().map(|e| Problem::invalid(e, About::Flags(flags))))
+            .collect()
     }
 
     fn check_log_level(&self) -> Result<(), String> {
@@ -199,7 +286,8 @@ impl Settings {
 
     /// Listening on chosen client URLs requires saying which to advertise (unless a v2 proxy).
     fn check_advertise_client_urls_given(&self) -> Result<(), String> {
-        let listens = self.source("listen-client-urls") != Source::Default;
+        let from_flags = |name| matches!(self.source(name), Source::CommandLine | Source::Env);
+        let listens = from_flags("listen-client-urls");
         let advertises = self.source("advertise-client-urls") != Source::Default;
         if listens && !advertises && self.text("proxy") == "off" {
             return Err("--advertise-client-urls is required when --listen-client-urls is set explicitly".to_string());
@@ -225,7 +313,7 @@ impl Settings {
             return String::new();
         }
         let name = self.text("name");
-        if name == "default" || given != DEFAULT_INITIAL_CLUSTER {
+        if self.yaml || name == "default" || given != DEFAULT_INITIAL_CLUSTER {
             return given.to_string();
         }
         let member = if name.is_empty() { "default" } else { name };
@@ -289,28 +377,33 @@ impl Settings {
 }
 
 /// etcd's `verifyEnv`: a variable repeating a command-line flag is fatal; an `ETCD_*`
-/// variable that set no flag is only reported.
-fn unused_env_warnings(
-    env: &BTreeMap<String, String>,
-    on_command_line: &BTreeSet<String>,
-) -> Result<Vec<String>, ConfigError> {
+/// variable that set no flag is only reported. The fatal ones come first.
+fn unused_env_problems(env: &BTreeMap<String, String>, on_command_line: &BTreeSet<String>) -> Vec<Problem> {
     let flag_vars: BTreeSet<String> = FLAGS.iter().map(Flag::env_var).collect();
-    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
     for (var, value) in env {
+        let about = About::Key(var.clone());
         if on_command_line.contains(var) {
-            return Err(ConfigError::ShadowedEnv(var.clone()));
+            problems.insert(0, Problem::error(ConfigError::ShadowedEnv(var.clone()), about));
+            continue;
         }
         let used = flag_vars.contains(var) && !value.is_empty();
         if !used && var.starts_with("ETCD_") {
-            warnings.push(format!("unrecognized environment variable {var}={value}"));
+            problems.push(Problem::warning(
+                format!("unrecognized environment variable {var}={value}"),
+                about,
+            ));
         }
     }
-    Ok(warnings)
+    problems
 }
 
 /// etcd's warning when an etcd 2 flag is set.
-fn legacy_warning(flag: &Flag) -> Option<String> {
-    (flag.kind == Kind::Legacy).then(|| format!("flag \"-{}\" is no longer supported - ignoring.", flag.name))
+fn legacy_warning(flag: &Flag) -> Option<Problem> {
+    (flag.kind == Kind::Legacy).then(|| {
+        let text = format!("flag \"-{}\" is no longer supported - ignoring.", flag.name);
+        Problem::warning(text, About::Flag(flag.name))
+    })
 }
 
 #[cfg(test)]
@@ -330,13 +423,22 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// The warnings, or the first error.
+    fn outcome(problems: Vec<Problem>) -> Result<Vec<String>, ConfigError> {
+        match problems.iter().find_map(|p| match &p.severity {
+            super::super::problem::Severity::Error(e) => Some(e.clone()),
+            _ => None,
+        }) {
+            Some(error) => Err(error),
+            None => Ok(problems.iter().map(Problem::text).collect()),
+        }
+    }
+
     #[test]
     fn env_fills_flags_not_on_the_command_line() {
         let mut s = settings(&["--name=cli"]);
-        let warnings = s
-            .overlay_env(&env(&[("ETCD_DATA_DIR", "/d"), ("ETCD_SNAPSHOT_COUNT", "7")]))
-            .unwrap();
-        assert_eq!(warnings, Vec::<String>::new());
+        let warnings = s.overlay_env(&env(&[("ETCD_DATA_DIR", "/d"), ("ETCD_SNAPSHOT_COUNT", "7")]));
+        assert_eq!(warnings, []);
         assert_eq!((s.text("name"), s.text("data-dir")), ("cli", "/d"));
         assert_eq!(s.uint("snapshot-count"), 7);
     }
@@ -344,7 +446,7 @@ mod tests {
     #[test]
     fn env_repeating_a_command_line_flag_is_fatal_even_when_empty() {
         for value in ["a", ""] {
-            let result = settings(&["--name=b"]).overlay_env(&env(&[("ETCD_NAME", value)]));
+            let result = outcome(settings(&["--name=b"]).overlay_env(&env(&[("ETCD_NAME", value)])));
             assert_eq!(result, Err(ConfigError::ShadowedEnv("ETCD_NAME".into())));
         }
     }
@@ -360,7 +462,7 @@ mod tests {
         ]);
         let mut s = settings(&[]);
         assert_eq!(
-            s.overlay_env(&vars).unwrap(),
+            outcome(s.overlay_env(&vars)).unwrap(),
             [
                 "unrecognized environment variable ETCD_DATA_DIR=",
                 "unrecognized environment variable ETCD_FOO=bar",
@@ -384,7 +486,7 @@ mod tests {
             ),
         ];
         for (var, value, why) in cases {
-            let result = settings(&[]).overlay_env(&env(&[(var, value)]));
+            let result = outcome(settings(&[]).overlay_env(&env(&[(var, value)])));
             let message = format!("invalid value {value:?} for {var}: {why}");
             assert_eq!(result, Err(ConfigError::Invalid(message)));
         }
@@ -393,18 +495,18 @@ mod tests {
     #[test]
     fn a_shadowed_variable_wins_over_a_bad_value() {
         let vars = env(&[("ETCD_NAME", "a"), ("ETCD_SNAPSHOT_COUNT", "x")]);
-        let result = settings(&["-name", "b"]).overlay_env(&vars);
+        let result = outcome(settings(&["-name", "b"]).overlay_env(&vars));
         assert_eq!(result, Err(ConfigError::ShadowedEnv("ETCD_NAME".into())));
     }
 
     #[test]
     fn legacy_and_unacted_flags_warn() {
         let mut s = settings(&["--force", "--enable-v2"]);
-        let env_warnings = s.overlay_env(&env(&[("ETCD_V", "x"), ("ETCD_CORS", "*")])).unwrap();
+        let env_warnings = outcome(s.overlay_env(&env(&[("ETCD_V", "x"), ("ETCD_CORS", "*")]))).unwrap();
         assert_eq!(env_warnings, ["flag \"-v\" is no longer supported - ignoring."]);
         assert_eq!(s.legacy_warnings().len(), 2);
         assert_eq!(
-            s.unacted_warnings(),
+            outcome(s.unacted_warnings()).unwrap(),
             [
                 "flag --enable-v2 is accepted for compatibility but ferrocd does not act on it",
                 "flag --cors is accepted for compatibility but ferrocd does not act on it",
