@@ -6,6 +6,7 @@ mod authority;
 mod bootstrap;
 mod compactor;
 mod listeners;
+mod status;
 
 use std::future::Future;
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::apply::{Command, MemberAttributes};
 use crate::config::Config;
 use crate::raft::{LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, StateMachine};
 use crate::storage::Backend;
+use crate::system::notify::Notifier;
 
 /// Log entries kept after a snapshot so slow followers can catch up from the
 /// log (etcd's SnapshotCatchUpEntries).
@@ -61,6 +63,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await
             .context("cannot initialize the cluster")?;
     }
+
+    let notifier = Notifier::start(status::Status {
+        raft: raft.clone(),
+        applier: applier.clone(),
+        member_id: identity.member_id,
+    });
 
     let request_timeout = Duration::from_secs(5) + 2 * config.election_timeout;
     let replica = Arc::new(Replica::new(
@@ -103,7 +111,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tokio::pin!(shutdown);
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
-            Some(listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?)
+            let clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?;
+            notifier.ready();
+            Some(clients)
         }
         _ = &mut shutdown => None,
     };
@@ -111,6 +121,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         shutdown.await;
     }
     tracing::info!("received shutdown signal, stopping");
+    notifier.stopping();
     if let Some(compaction) = compaction {
         compaction.abort();
     }

@@ -1,4 +1,5 @@
-//! Process-level concerns: signals and logging setup.
+//! Process-level concerns: signals, logging setup, and systemd notifications.
 
+pub mod notify;
 pub mod signals;
 pub mod telemetry;

@@ -7,3 +7,4 @@ mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod support;
+mod systemd;

@@ -90,6 +90,8 @@ pub struct Member {
     flavor: Flavor,
     initial_cluster: String,
     extra_args: Vec<String>,
+    /// Environment variables for the next start.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -135,6 +137,7 @@ impl Member {
         let child = Command::new(binary)
             .args(self.args())
             .env_remove("ETCD_NAME")
+            .envs(self.env.iter().cloned())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -221,6 +224,16 @@ impl Cluster {
     }
 
     pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::prepare(flavor, size, extra_args);
+        for member in &mut cluster.members {
+            member.start();
+        }
+        cluster.wait_healthy();
+        cluster
+    }
+
+    /// A cluster whose members are set up but not started.
+    pub fn prepare(flavor: Flavor, size: usize, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let specs: Vec<MemberSpec> = (1..=size)
             .map(|i| MemberSpec {
@@ -243,15 +256,11 @@ impl Cluster {
                 flavor,
                 initial_cluster: initial_cluster.clone(),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+                env: Vec::new(),
                 child: None,
             })
             .collect();
-        let mut cluster = Cluster { members, _dir: dir };
-        for member in &mut cluster.members {
-            member.start();
-        }
-        cluster.wait_healthy();
-        cluster
+        Cluster { members, _dir: dir }
     }
 
     /// Waits until every running member answers `/health` with 200.
