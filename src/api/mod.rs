@@ -90,5 +90,7 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         )))
         .add_service(LeaseServer::new(lease::LeaseService::new(context.clone())))
         .add_service(WatchServer::new(watch::WatchService::new(context.clone())));
-    Routes::from(http::routes(grpc.into_axum_router(), context))
+    let router = http::routes(grpc.into_axum_router(), context)
+        .layer(axum::middleware::map_response(http::oversized_as_grpc_go));
+    Routes::from(router)
 }

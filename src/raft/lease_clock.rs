@@ -53,21 +53,34 @@ impl LeaseClock {
         self.replica.leader() == Some(self.replica.member_id())
     }
 
-    /// Answers `query` here when leading, else asks the leader.
+    /// Answers `query` here when leading, else asks the leader; during an
+    /// election it waits for the next leader (within the request timeout).
     pub async fn ask(&self, query: LeaseQuery) -> Result<LeaseAnswer, ProposeError> {
-        match self.replica.leader() {
-            Some(leader) if leader == self.replica.member_id() => Ok(self.answer(query)),
-            Some(leader) => {
-                let mut client = self.replica.leader_client(leader)?;
-                let reply = client
-                    .lease(encode(&query))
-                    .await
-                    .map_err(|_| ProposeError::LeaderChanged)?;
-                decode::<Result<LeaseAnswer, ProposeError>>(reply.get_ref())
-                    .map_err(|e| ProposeError::Internal(e.to_string()))?
+        let deadline = Instant::now() + self.replica.request_timeout();
+        loop {
+            let leader = self.replica.await_leader(deadline).await?;
+            let attempt = if leader == self.replica.member_id() {
+                Ok(self.answer(query))
+            } else {
+                self.ask_leader(leader, query).await
+            };
+            match attempt {
+                Err(ProposeError::LeaderChanged | ProposeError::NotDelivered) if Instant::now() < deadline => {
+                    self.replica.await_other_leader(leader, deadline).await
+                }
+                other => return other,
             }
-            None => Err(ProposeError::NoLeader),
         }
+    }
+
+    async fn ask_leader(&self, leader: u64, query: LeaseQuery) -> Result<LeaseAnswer, ProposeError> {
+        let mut client = self.replica.leader_client(leader)?;
+        let reply = client
+            .lease(encode(&query))
+            .await
+            .map_err(|_| ProposeError::LeaderChanged)?;
+        decode::<Result<LeaseAnswer, ProposeError>>(reply.get_ref())
+            .map_err(|e| ProposeError::Internal(e.to_string()))?
     }
 
     /// The answer of this member's clock (None when it does not lead).

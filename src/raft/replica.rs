@@ -63,6 +63,10 @@ impl Replica {
         }
     }
 
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
@@ -109,7 +113,7 @@ impl Replica {
     }
 
     /// The current leader, waiting for one to be elected if needed.
-    async fn await_leader(&self, deadline: Instant) -> Result<u64, ProposeError> {
+    pub(super) async fn await_leader(&self, deadline: Instant) -> Result<u64, ProposeError> {
         if let Some(leader) = self.leader() {
             return Ok(leader);
         }
@@ -124,7 +128,7 @@ impl Replica {
     }
 
     /// Waits until a leader other than `old` is known, or the deadline.
-    async fn await_other_leader(&self, old: u64, deadline: Instant) {
+    pub(super) async fn await_other_leader(&self, old: u64, deadline: Instant) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let _ = self
             .raft

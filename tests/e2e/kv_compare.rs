@@ -164,8 +164,8 @@ impl Masker {
         let is_log = |l: &&str| l.starts_with("{\"level\"");
         let error_line = stderr
             .lines()
-            .filter(|l| !l.trim().is_empty() && !is_log(l))
-            .last()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !is_log(l))
             .unwrap_or("");
         let log_error = |l: &str| {
             serde_json::from_str::<Value>(l).ok()?["error"]
@@ -176,7 +176,7 @@ impl Masker {
             exit_code: out.status.code(),
             stdout: lines.join("\n"),
             error_line: self.text(error_line),
-            grpc_error: stderr.lines().filter(is_log).filter_map(log_error).last(),
+            grpc_error: stderr.lines().rev().filter(is_log).find_map(log_error),
         }
     }
 }
