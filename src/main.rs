@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use ferrocd::config::{self, Loaded};
-use ferrocd::system::{signals, telemetry};
+use ferrocd::system::{limits, signals, telemetry};
 
 fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
@@ -23,17 +23,23 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    telemetry::init(&config.log_level);
+    telemetry::init(&config.log_level, config.log_format, config.journal);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    limits::raise_open_files();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(limits::worker_threads(config.worker_threads))
+        .enable_all()
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ferrocd: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(workers = runtime.metrics().num_workers(), "runtime started");
     match runtime.block_on(ferrocd::server::run(config, signals::shutdown())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -258,6 +258,11 @@ mod tests {
         assert_eq!(c.log_level, "info");
         assert!(!c.force_new_cluster && c.strict_reconfig_check);
         assert_eq!(
+            (c.worker_threads, c.user.as_deref(), c.log_format),
+            (0, None, LogFormat::Text)
+        );
+        assert!(!c.journal);
+        assert_eq!(
             c.warnings,
             ["no data-dir provided, using default data-dir ./default.etcd"]
         );
@@ -266,6 +271,12 @@ mod tests {
 
     #[test]
     fn a_cluster_member_from_flags() {
+        let own = config(
+            &["--worker-threads=4", "--user", "etcd", "--log-format=json"],
+            &[("JOURNAL_STREAM", "8:1")],
+        );
+        assert_eq!((own.worker_threads, own.user.as_deref()), (4, Some("etcd")));
+        assert_eq!((own.log_format, own.journal), (LogFormat::Json, true));
         let c = config(
             &[
                 "-name",

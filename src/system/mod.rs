@@ -1,5 +1,6 @@
-//! Process-level concerns: signals, logging setup, and systemd notifications.
+//! Process-level concerns: signals, logging setup, limits, and systemd notifications.
 
+pub mod limits;
 pub mod notify;
 pub mod signals;
 pub mod telemetry;

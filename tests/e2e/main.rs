@@ -6,5 +6,6 @@ mod durability;
 mod kv_client;
 mod kv_compare;
 mod lifecycle;
+mod process;
 mod support;
 mod systemd;
