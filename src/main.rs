@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use ferrocd::config::{self, Loaded};
-use ferrocd::system::{limits, signals, telemetry};
+use ferrocd::system::{limits, privilege, signals, telemetry};
 
 fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     limits::raise_open_files();
+    if let Err(e) = privilege::drop_privileges(&config) {
+        tracing::error!("{e:#}");
+        eprintln!("ferrocd: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(limits::worker_threads(config.worker_threads))
         .enable_all()

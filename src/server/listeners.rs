@@ -16,6 +16,9 @@ use crate::raft::PeerService;
 type Servers = Vec<JoinHandle<()>>;
 
 async fn bind(url: &Url) -> anyhow::Result<TcpListener> {
+    if let Some(bound) = crate::system::privilege::take_listener(url) {
+        return Ok(TcpListener::from_std(bound)?);
+    }
     let host = url
         .host_str()
         .unwrap_or("localhost")
