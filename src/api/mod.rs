@@ -65,11 +65,7 @@ impl Context {
 
     /// Replicates a command and decodes the etcd response it produced.
     pub async fn propose<M: Message + Default>(&self, command: Command) -> Result<M, Status> {
-        let size = match &command {
-            Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => b.len(),
-            Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::Publish { .. } => 0,
-        };
-        if size > self.max_request_bytes {
+        if command.size() > self.max_request_bytes {
             return Err(EtcdError::RequestTooLarge.into());
         }
         let applied = self.replica.propose(command).await?;

@@ -41,6 +41,16 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Bytes the command carries, to bound how many share a log entry.
+    pub fn size(&self) -> usize {
+        match self {
+            Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => b.len(),
+            Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::Publish { .. } => 16,
+        }
+    }
+}
+
 /// The result of applying a command: the encoded etcd response, or an error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Applied {

@@ -28,17 +28,23 @@ pub use replica::{ProposeError, Replica};
 pub use state_machine::StateMachine;
 
 openraft::declare_raft_types!(
-    /// ferrocd's openraft types: commands in, applied results out, members
-    /// identified by etcd's member IDs.
+    /// ferrocd's openraft types: batches of commands in, their results out,
+    /// members identified by etcd's member IDs.
     pub TypeConfig:
-        D = Command,
-        R = Applied,
+        D = Proposal,
+        R = Vec<Applied>,
         NodeId = u64,
         Node = PeerNode,
         SnapshotData = Cursor<Vec<u8>>,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// One log entry's worth of commands: concurrent proposals share an entry,
+/// and so one disk flush (openraft 0.9 flushes every append before taking
+/// the next one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proposal(pub Vec<Command>);
 pub type LogId = openraft::LogId<u64>;
 pub type Entry = openraft::Entry<TypeConfig>;
 pub type StoredMembership = openraft::StoredMembership<u64, PeerNode>;

@@ -12,7 +12,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 
 use super::network::{decode, encode, PeerChannels};
-use super::Raft;
+use super::{Proposal, Raft};
 use crate::apply::{Applied, Command};
 
 /// How far applying may fall behind the log before new proposals are refused
@@ -44,6 +44,8 @@ pub struct Replica {
     raft: Raft,
     member_id: u64,
     channels: Arc<PeerChannels>,
+    /// Commands waiting for the next log entry; see [`batch_proposals`].
+    proposals: mpsc::UnboundedSender<(Command, Reply)>,
     /// Read-index requests waiting for the next leadership check; see
     /// [`coalesce_read_index`].
     read_waiters: mpsc::UnboundedSender<oneshot::Sender<Result<u64, ProposeError>>>,
@@ -54,9 +56,12 @@ impl Replica {
     pub fn new(raft: Raft, member_id: u64, channels: Arc<PeerChannels>, request_timeout: Duration) -> Self {
         let (read_waiters, waiting) = mpsc::unbounded_channel();
         tokio::spawn(coalesce_read_index(raft.clone(), waiting));
+        let (proposals, queued) = mpsc::unbounded_channel();
+        tokio::spawn(batch_proposals(raft.clone(), queued));
         Replica {
             raft,
             member_id,
+            proposals,
             read_waiters,
             channels,
             request_timeout,
@@ -137,15 +142,15 @@ impl Replica {
             .await;
     }
 
-    /// Appends `command` on this member, which must be the leader.
+    /// Appends `command` on this member, which must be the leader, in the
+    /// next batch (see [`batch_proposals`]).
     pub async fn propose_as_leader(&self, command: Command) -> Result<Applied, ProposeError> {
         self.check_backlog()?;
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::LeaderChanged),
-            Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
-            Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
-        }
+        let (reply, result) = oneshot::channel();
+        self.proposals
+            .send((command, reply))
+            .map_err(|_| ProposeError::Stopped)?;
+        result.await.map_err(|_| ProposeError::Stopped)?
     }
 
     fn check_backlog(&self) -> Result<(), ProposeError> {
@@ -221,6 +226,59 @@ impl Replica {
         let (tx, rx) = oneshot::channel();
         self.read_waiters.send(tx).map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)?
+    }
+}
+
+type Reply = oneshot::Sender<Result<Applied, ProposeError>>;
+
+/// Most commands, and bytes, in one log entry.
+const MAX_BATCH_COMMANDS: usize = 1024;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Entries handed to openraft at once; more overlap flushing with applying.
+const MAX_ENTRIES_IN_FLIGHT: usize = 2;
+
+/// Group commit: whatever was proposed while earlier entries were being
+/// written goes into the next entry, so one flush serves many writes.
+async fn batch_proposals(raft: Raft, mut queue: mpsc::UnboundedReceiver<(Command, Reply)>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.0.size();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes += next.0.size();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let outcome = match raft.client_write(Proposal(commands)).await {
+                Ok(response) => Ok(response.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::LeaderChanged),
+                Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
+                Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
+            };
+            match outcome {
+                Ok(results) => {
+                    for (reply, applied) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(applied));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
     }
 }
 

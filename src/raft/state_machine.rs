@@ -87,7 +87,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -98,12 +98,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             results.push(match entry.payload {
-                EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(command) => applier.apply(&command),
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(proposal) => proposal.0.iter().map(|command| applier.apply(command)).collect(),
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     membership_changed = true;
-                    Applied::default()
+                    Vec::new()
                 }
             });
         }

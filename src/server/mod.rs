@@ -140,7 +140,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!("raft stopped");
     let _ = tokio::time::timeout(DRAIN_DEADLINE, listeners::join(peers)).await;
     backend.flush_blocking()?;
-    tracing::info!("data flushed; member stopped");
+    let stats = backend.flush_stats();
+    let flushes = stats.count.load(std::sync::atomic::Ordering::Relaxed);
+    let micros = stats.total_micros.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        flushes,
+        mean_flush_ms = micros as f64 / flushes.max(1) as f64 / 1000.0,
+        "data flushed; member stopped"
+    );
     Ok(())
 }
 
