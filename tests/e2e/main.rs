@@ -10,3 +10,4 @@ mod privilege;
 mod process;
 mod support;
 mod systemd;
+mod watch_lease;

@@ -1,0 +1,203 @@
+//! Watches and leases through the etcd-client crate and etcdctl: event order
+//! and content, history and compaction, progress, lease expiry and
+//! keep-alive across a leader change.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+
+use crate::support::{client, ctl_ok, wait_until, Cluster, Flavor};
+
+/// Reads watch responses until `count` events arrived (or 10 s passed).
+async fn collect_events(stream: &mut etcd_client::WatchStream, count: usize) -> Vec<(EventType, String, i64, String)> {
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events.len() < count {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let response = tokio::time::timeout(remaining, stream.message())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        for event in response.events() {
+            let kv = event.kv().unwrap();
+            let prev = event
+                .prev_kv()
+                .map(|p| p.value_str().unwrap().to_string())
+                .unwrap_or_default();
+            events.push((
+                event.event_type(),
+                kv.key_str().unwrap().to_string(),
+                kv.mod_revision(),
+                prev,
+            ));
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn watch_delivers_every_change_in_order_with_prev_kv() {
+    let cluster = Cluster::start(1);
+    let mut kv = client(&[cluster.members[0].endpoint()]).await;
+    let options = WatchOptions::new().with_prefix().with_prev_key();
+    let mut stream = kv.watch("w/", Some(options)).await.unwrap();
+    let created = stream.message().await.unwrap().unwrap();
+    assert!(created.created());
+
+    kv.put("w/a", "1", None).await.unwrap();
+    kv.put("w/a", "2", None).await.unwrap();
+    kv.put("other", "x", None).await.unwrap();
+    kv.delete("w/a", None).await.unwrap();
+    let txn = Txn::new()
+        .when([Compare::version("w/a", CompareOp::Equal, 0)])
+        .and_then([TxnOp::put("w/b", "3", None), TxnOp::put("w/c", "4", None)]);
+    kv.txn(txn).await.unwrap();
+
+    let events = collect_events(&mut stream, 5).await;
+    let expected = vec![
+        (EventType::Put, "w/a".to_string(), 2, String::new()),
+        (EventType::Put, "w/a".to_string(), 3, "1".to_string()),
+        (EventType::Delete, "w/a".to_string(), 5, "2".to_string()),
+        (EventType::Put, "w/b".to_string(), 6, String::new()),
+        (EventType::Put, "w/c".to_string(), 6, String::new()),
+    ];
+    assert_eq!(events, expected);
+}
+
+#[tokio::test]
+async fn watch_replays_history_and_cancels_on_compacted_revisions() {
+    let cluster = Cluster::start(1);
+    let mut kv = client(&[cluster.members[0].endpoint()]).await;
+    for value in ["a", "b", "c"] {
+        kv.put("h", value, None).await.unwrap();
+    }
+    let mut stream = kv
+        .watch("h", Some(WatchOptions::new().with_start_revision(2)))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().unwrap().created());
+    let revisions: Vec<i64> = collect_events(&mut stream, 3).await.iter().map(|e| e.2).collect();
+    assert_eq!(revisions, vec![2, 3, 4]);
+
+    kv.compact(4, None).await.unwrap();
+    let mut late = kv
+        .watch("h", Some(WatchOptions::new().with_start_revision(3)))
+        .await
+        .unwrap();
+    let mut canceled = None;
+    while canceled.is_none() {
+        let response = late.message().await.unwrap().unwrap();
+        if response.canceled() {
+            canceled = Some(response.compact_revision());
+        }
+    }
+    assert_eq!(canceled, Some(4));
+}
+
+#[tokio::test]
+async fn progress_notifications_and_requests() {
+    let cluster = Cluster::start_with(
+        Flavor::Ferrocd,
+        1,
+        &["--experimental-watch-progress-notify-interval=300ms"],
+    );
+    let mut kv = client(&[cluster.members[0].endpoint()]).await;
+    kv.put("busy", "1", None).await.unwrap();
+    let mut stream = kv
+        .watch("quiet", Some(WatchOptions::new().with_progress_notify()))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().unwrap().created());
+    let notice = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(notice.events().is_empty());
+    assert_eq!(notice.header().unwrap().revision(), 2);
+
+    stream.request_progress().await.unwrap();
+    let answer = loop {
+        let response = stream.message().await.unwrap().unwrap();
+        if response.watch_id() == -1 {
+            break response;
+        }
+    };
+    assert_eq!(answer.header().unwrap().revision(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_keys_live_while_kept_alive_across_a_leader_change_and_expire_after() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let mut kv = client(&[cluster.members[follower].endpoint()]).await;
+    let lease = kv.lease_grant(2, None).await.unwrap();
+    assert_eq!(lease.ttl(), 2);
+    kv.put("leased", "v", Some(PutOptions::new().with_lease(lease.id())))
+        .await
+        .unwrap();
+    let (mut keeper, mut acks) = kv.lease_keep_alive(lease.id()).await.unwrap();
+
+    // Keep it alive for 6 s (three TTLs) while the leader is killed.
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_secs(6) {
+        keeper.keep_alive().await.unwrap();
+        let ack = acks.message().await.unwrap().unwrap();
+        assert_eq!(ack.ttl(), 2, "keep-alive answered for a live lease");
+        if !killed && started.elapsed() > Duration::from_secs(1) {
+            cluster.members[leader].kill();
+            killed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let found = kv.get("leased", None).await.unwrap();
+    assert_eq!(found.count(), 1, "a kept-alive lease expired");
+    let ttl = kv.lease_time_to_live(lease.id(), None).await.unwrap();
+    assert_eq!(ttl.granted_ttl(), 2);
+
+    drop(keeper);
+    drop(acks);
+    let endpoint = cluster.members[follower].endpoint();
+    wait_until(Duration::from_secs(15), "the lease to expire", || {
+        ctl_ok(&endpoint, &["get", "leased", "--print-value-only"])
+            .trim()
+            .is_empty()
+    });
+    let after = kv
+        .get("leased", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap();
+    assert_eq!(after.count(), 0);
+    let leases = kv.leases().await.unwrap();
+    assert!(leases.leases().iter().all(|l| l.id() != lease.id()));
+}
+
+#[test]
+fn etcdctl_lease_commands() {
+    let cluster = Cluster::start(1);
+    let endpoint = cluster.members[0].endpoint();
+    let granted = ctl_ok(&endpoint, &["lease", "grant", "100"]);
+    let id = granted.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(granted.trim(), format!("lease {id} granted with TTL(100s)"));
+    ctl_ok(&endpoint, &["put", "lk", "v", &format!("--lease={id}")]);
+    let ttl = ctl_ok(&endpoint, &["lease", "timetolive", &id, "--keys"]);
+    assert!(
+        ttl.contains("granted with TTL(100s)") && ttl.contains("attached keys([lk])"),
+        "{ttl}"
+    );
+    let once = ctl_ok(&endpoint, &["lease", "keep-alive", "--once", &id]);
+    assert_eq!(once.trim(), format!("lease {id} keepalived with TTL(100)"));
+    assert!(ctl_ok(&endpoint, &["lease", "list"]).contains(&id));
+    assert_eq!(
+        ctl_ok(&endpoint, &["lease", "revoke", &id]).trim(),
+        format!("lease {id} revoked")
+    );
+    assert_eq!(ctl_ok(&endpoint, &["get", "lk"]), "");
+    assert_eq!(
+        ctl_ok(&endpoint, &["lease", "timetolive", &id]).trim(),
+        format!("lease {id} already expired")
+    );
+}
