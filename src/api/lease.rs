@@ -2,6 +2,7 @@
 //! and time-to-live are answered by the leader's lease clock.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -13,7 +14,7 @@ use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
     LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, ResponseHeader,
+    LeaseTimeToLiveResponse,
 };
 use crate::raft::LeaseQuery;
 
@@ -22,28 +23,37 @@ const MAX_LEASE_TTL: i64 = 9_000_000_000;
 
 pub struct LeaseService {
     context: Arc<Context>,
+    ids: LeaseIds,
 }
 
 impl LeaseService {
     pub fn new(context: Arc<Context>) -> Self {
-        LeaseService { context }
+        let ids = LeaseIds::new(context.replica.member_id());
+        LeaseService { context, ids }
     }
 }
 
-/// A new lease ID: the member ID's low 16 bits, then time and randomness,
-/// kept positive (etcd's IDs look alike).
-fn new_lease_id(member_id: u64) -> i64 {
-    let entropy = rand::random::<u64>() & ((1 << 47) - 1);
-    (((member_id & 0x7fff) << 48) | entropy) as i64
+/// Lease IDs as etcd makes them: the member ID's low 16 bits, then a
+/// counter that starts at the start time in milliseconds (shifted by 8), so
+/// IDs increase and differ between members; the sign bit is cleared.
+struct LeaseIds {
+    next: AtomicU64,
 }
 
-fn header_at(context: &Context) -> Option<ResponseHeader> {
-    let mut header = Some(ResponseHeader {
-        revision: context.applier.read().store().revision(),
-        ..Default::default()
-    });
-    context.fill(&mut header);
-    header
+impl LeaseIds {
+    fn new(member_id: u64) -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let suffix = (millis << 8) & ((1 << 48) - 1);
+        LeaseIds {
+            next: AtomicU64::new((member_id << 48) | suffix),
+        }
+    }
+
+    fn next(&self) -> i64 {
+        (self.next.fetch_add(1, Ordering::Relaxed) & (i64::MAX as u64)) as i64
+    }
 }
 
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
@@ -56,11 +66,7 @@ impl Lease for LeaseService {
             return Err(EtcdError::LeaseTtlTooLarge.into());
         }
         let ttl = request.ttl.max(self.context.min_lease_ttl);
-        let id = if request.id == 0 {
-            new_lease_id(self.context.replica.member_id())
-        } else {
-            request.id
-        };
+        let id = if request.id == 0 { self.ids.next() } else { request.id };
         let mut response: LeaseGrantResponse = self.context.propose(Command::LeaseGrant { id, ttl }).await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
@@ -91,7 +97,7 @@ impl Lease for LeaseService {
                 // An unknown lease answers TTL 0, which clients read as gone.
                 let ttl = answer.map_or(0, |(granted, _)| granted);
                 Ok(LeaseKeepAliveResponse {
-                    header: header_at(&context),
+                    header: context.header_now(),
                     id,
                     ttl,
                 })
@@ -112,7 +118,7 @@ impl Lease for LeaseService {
             _ => Vec::new(),
         };
         Ok(Response::new(LeaseTimeToLiveResponse {
-            header: header_at(&self.context),
+            header: self.context.header_now(),
             id: request.id,
             ttl,
             granted_ttl,
@@ -130,7 +136,7 @@ impl Lease for LeaseService {
             .map(|id| LeaseStatus { id })
             .collect();
         Ok(Response::new(LeaseLeasesResponse {
-            header: header_at(&self.context),
+            header: self.context.header_now(),
             leases,
         }))
     }

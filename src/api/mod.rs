@@ -2,10 +2,13 @@
 //! share the client port, and the context every handler works with.
 
 mod cluster;
+mod concurrency;
+mod election;
 mod error;
 mod http;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod validate;
 mod watch;
@@ -26,6 +29,8 @@ use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{LeaseClock, Replica};
 use crate::storage::Backend;
 
@@ -63,6 +68,16 @@ impl Context {
         header.raft_term = self.replica.term();
     }
 
+    /// A complete header at the store's current revision.
+    pub fn header_now(&self) -> Option<ResponseHeader> {
+        let mut header = Some(ResponseHeader {
+            revision: self.applier.read().store().revision(),
+            ..Default::default()
+        });
+        self.fill(&mut header);
+        header
+    }
+
     /// Replicates a command and decodes the etcd response it produced.
     pub async fn propose<M: Message + Default>(&self, command: Command) -> Result<M, Status> {
         if command.size() > self.max_request_bytes {
@@ -85,7 +100,9 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
             context.clone(),
         )))
         .add_service(LeaseServer::new(lease::LeaseService::new(context.clone())))
-        .add_service(WatchServer::new(watch::WatchService::new(context.clone())));
+        .add_service(WatchServer::new(watch::WatchService::new(context.clone())))
+        .add_service(LockServer::new(lock::LockService::new(context.clone())))
+        .add_service(ElectionServer::new(election::ElectionService::new(context.clone())));
     let router = http::routes(grpc.into_axum_router(), context)
         .layer(axum::middleware::map_response(http::oversized_as_grpc_go));
     Routes::from(router)

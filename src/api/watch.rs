@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -26,15 +25,11 @@ const HUB_QUEUE: usize = 1024;
 
 pub struct WatchService {
     context: Arc<Context>,
-    next_stream: AtomicU64,
 }
 
 impl WatchService {
     pub fn new(context: Arc<Context>) -> Self {
-        WatchService {
-            context,
-            next_stream: AtomicU64::new(1),
-        }
+        WatchService { context }
     }
 }
 
@@ -46,11 +41,8 @@ impl Watch for WatchService {
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let (outgoing, responses) = mpsc::channel(OUTGOING_QUEUE);
-        let stream = StreamTask::new(
-            self.context.clone(),
-            self.next_stream.fetch_add(1, Ordering::Relaxed),
-            outgoing,
-        );
+        let stream_id = self.context.applier.read().watches().new_stream();
+        let stream = StreamTask::new(self.context.clone(), stream_id, outgoing);
         tokio::spawn(stream.run(request.into_inner()));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }

@@ -71,9 +71,15 @@ struct Watcher {
 #[derive(Default)]
 pub struct WatchHub {
     watchers: Mutex<HashMap<(u64, i64), Watcher>>,
+    next_stream: std::sync::atomic::AtomicU64,
 }
 
 impl WatchHub {
+    /// A stream ID no other user of the hub has.
+    pub fn new_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Adds a watcher that has seen everything before `next`.
     pub fn register(
         &self,

@@ -1,0 +1,46 @@
+//! etcd's Lock service (v3lockpb): a mutex per name, held through a lease.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::concurrency::{create_key, delete_key, ownership_key, wait_for_turn, AbandonGuard};
+use super::Context;
+use crate::proto::v3lockpb::lock_server::Lock;
+use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+
+pub struct LockService {
+    context: Arc<Context>,
+}
+
+impl LockService {
+    pub fn new(context: Arc<Context>) -> Self {
+        LockService { context }
+    }
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let request = request.into_inner();
+        let prefix = [request.name.as_slice(), b"/"].concat();
+        let key = ownership_key(&request.name, request.lease);
+        let (kv, _) = create_key(&self.context, &key, b"", request.lease).await?;
+        let mut guard = AbandonGuard {
+            context: self.context.clone(),
+            key: Some(key.clone()),
+        };
+        wait_for_turn(&self.context, &prefix, kv.create_revision).await?;
+        guard.key = None;
+        Ok(Response::new(LockResponse {
+            header: self.context.header_now(),
+            key,
+        }))
+    }
+
+    async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let mut header = delete_key(&self.context, &request.into_inner().key).await?;
+        self.context.fill(&mut header);
+        Ok(Response::new(UnlockResponse { header }))
+    }
+}
