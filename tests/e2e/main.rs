@@ -6,6 +6,7 @@ mod durability;
 mod kv_client;
 mod kv_compare;
 mod lifecycle;
+mod lock_election;
 mod privilege;
 mod process;
 mod support;
