@@ -20,6 +20,8 @@ use crate::proto::mvccpb::Event;
 
 /// Responses queued for a slow client before its stream task waits.
 const OUTGOING_QUEUE: usize = 128;
+/// How often a require-leader stream checks that its member has a leader.
+const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 /// Live batches queued per stream before its watchers count as lagging.
 const HUB_QUEUE: usize = 1024;
 
@@ -40,10 +42,16 @@ impl Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
+        // etcd clients ask, with this metadata, that their watches end when
+        // the member has no leader (so they move to one that has).
+        let require_leader = request.metadata().get("hasleader").is_some_and(|v| v == "true");
+        if require_leader && !self.context.replica.has_leader() {
+            return Err(EtcdError::NoLeader.into());
+        }
         let (outgoing, responses) = mpsc::channel(OUTGOING_QUEUE);
         let stream_id = self.context.applier.read().watches().new_stream();
         let stream = StreamTask::new(self.context.clone(), stream_id, outgoing);
-        tokio::spawn(stream.run(request.into_inner()));
+        tokio::spawn(stream.run(request.into_inner(), require_leader));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
 }
@@ -80,7 +88,8 @@ impl StreamTask {
         }
     }
 
-    async fn run(mut self, mut requests: Streaming<WatchRequest>) {
+    async fn run(mut self, mut requests: Streaming<WatchRequest>, require_leader: bool) {
+        let mut leader_check = tokio::time::interval(LEADER_CHECK);
         let (hub_tx, mut hub_rx) = mpsc::channel(HUB_QUEUE);
         let (lag_tx, mut lag_rx) = mpsc::unbounded_channel();
         self.hub_tx = hub_tx;
@@ -99,6 +108,14 @@ impl StreamTask {
                 Some(message) = hub_rx.recv() => self.deliver(message).await,
                 Some(message) = lag_rx.recv() => self.deliver(message).await,
                 _ = progress.tick() => self.notify_progress().await,
+                _ = leader_check.tick(), if require_leader => {
+                    if self.context.replica.has_leader() {
+                        true
+                    } else {
+                        let _ = self.outgoing.send(Err(EtcdError::NoLeader.into())).await;
+                        false
+                    }
+                }
                 _ = self.outgoing.closed() => false,
             };
             if !open {

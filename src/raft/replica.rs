@@ -85,6 +85,23 @@ impl Replica {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this member has a working leader: a follower that knows one,
+    /// or a leader that heard from a quorum within an election timeout
+    /// (openraft 0.9 leaders do not step down on their own, etcd's do).
+    pub fn has_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            Some(leader) if leader == self.member_id => {
+                let single = metrics.membership_config.membership().voter_ids().count() <= 1;
+                let limit = self.raft.config().election_timeout_max;
+                single || metrics.millis_since_quorum_ack.is_some_and(|ms| ms <= limit)
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
     }

@@ -11,4 +11,5 @@ mod privilege;
 mod process;
 mod support;
 mod systemd;
+mod watch_failover;
 mod watch_lease;
