@@ -59,6 +59,8 @@ impl Watch for WatchService {
 struct Watcher {
     spec: WatchSpec,
     progress_notify: bool,
+    /// Split responses larger than `--max-request-bytes` (etcd's fragment).
+    fragment: bool,
     /// Whether anything was sent since the last progress tick.
     active: bool,
 }
@@ -100,13 +102,16 @@ impl StreamTask {
             .max(std::time::Duration::from_millis(100));
         let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         loop {
+            // Biased: live batches already queued go out before a lagging
+            // watcher's catch-up, which starts after them.
             let open = tokio::select! {
+                biased;
+                Some(message) = hub_rx.recv() => self.deliver(message).await,
+                Some(message) = lag_rx.recv() => self.deliver(message).await,
                 request = requests.next() => match request {
                     Some(Ok(request)) => self.handle(request).await,
                     _ => false,
                 },
-                Some(message) = hub_rx.recv() => self.deliver(message).await,
-                Some(message) = lag_rx.recv() => self.deliver(message).await,
                 _ = progress.tick() => self.notify_progress().await,
                 _ = leader_check.tick(), if require_leader => {
                     if self.context.replica.has_leader() {
@@ -210,6 +215,7 @@ impl StreamTask {
             Watcher {
                 spec,
                 progress_notify: create.progress_notify,
+                fragment: create.fragment,
                 active: false,
             },
         );
@@ -275,17 +281,30 @@ impl StreamTask {
     }
 
     async fn send_events(&mut self, watch_id: i64, revision: i64, events: Vec<Event>) -> bool {
-        if let Some(watcher) = self.watchers.get_mut(&watch_id) {
-            watcher.active = true;
+        let Some(watcher) = self.watchers.get_mut(&watch_id) else {
+            return true;
+        };
+        watcher.active = true;
+        let chunks = if watcher.fragment {
+            fragments(events, self.context.max_request_bytes)
+        } else {
+            vec![events]
+        };
+        let last = chunks.len() - 1;
+        for (i, events) in chunks.into_iter().enumerate() {
+            let header = self.header(revision);
+            let response = WatchResponse {
+                header,
+                watch_id,
+                events,
+                fragment: i < last,
+                ..Default::default()
+            };
+            if !self.send(response).await {
+                return false;
+            }
         }
-        let header = self.header(revision);
-        self.send(WatchResponse {
-            header,
-            watch_id,
-            events,
-            ..Default::default()
-        })
-        .await
+        true
     }
 
     async fn deliver(&mut self, message: WatchMessage) -> bool {
@@ -323,4 +342,23 @@ impl StreamTask {
         }
         true
     }
+}
+
+/// Splits events into groups whose encoded size stays within `limit` (one
+/// oversized event still travels alone); etcd marks all but the last group
+/// as fragments.
+fn fragments(events: Vec<Event>, limit: usize) -> Vec<Vec<Event>> {
+    let mut chunks = vec![Vec::new()];
+    let mut size = 0;
+    for event in events {
+        let event_size = prost::Message::encoded_len(&event);
+        let current = chunks.last_mut().expect("never empty");
+        if !current.is_empty() && size + event_size > limit {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += event_size;
+        chunks.last_mut().expect("never empty").push(event);
+    }
+    chunks
 }
