@@ -6,6 +6,7 @@
 // boxing it in our helpers would only move the conversion around.
 #![allow(clippy::result_large_err)]
 
+mod handoff;
 pub mod ids;
 mod lease_clock;
 mod log_store;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applied, Command};
 
+pub use handoff::hand_off;
 pub use lease_clock::{LeaseClock, LeaseQuery};
 pub use log_store::LogStore;
 pub use network::{PeerChannels, PeerNetwork, MAX_PEER_MESSAGE};

@@ -1,5 +1,6 @@
 //! The server side of member-to-member traffic on the peer URLs: Raft RPCs,
-//! writes forwarded by followers, and read-index requests.
+//! writes forwarded by followers, read-index requests, and elections asked
+//! for by a stopping leader.
 
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ impl Peer for PeerService {
 
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let command: Command = parse(&request)?;
+        if super::handoff::handing_over() {
+            return reply(&Err::<crate::apply::Applied, _>(super::ProposeError::NotDelivered));
+        }
         reply(&self.replica.propose_as_leader(command).await)
     }
 
@@ -63,5 +67,10 @@ impl Peer for PeerService {
             _ => Err(crate::raft::ProposeError::LeaderChanged),
         };
         reply(&answer)
+    }
+
+    async fn elect(&self, _request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let started = self.replica.raft().trigger().elect().await.map_err(|e| e.to_string());
+        reply(&started)
     }
 }

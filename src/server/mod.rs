@@ -99,10 +99,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Peers are served until Raft stops: a leadership hand-off needs them.
+    let (stop_peers, peers_stop) = watch::channel(false);
     let peers = listeners::serve_peers(
         &config.listen_peer_urls,
         PeerService::new(replica.clone(), leases),
-        stop_rx.clone(),
+        peers_stop,
     )
     .await?;
     // As etcd: client requests are served only once this member's
@@ -134,10 +136,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracing::warn!("client connections did not drain in time; closing them");
     }
     tracing::info!("client listeners stopped");
+    crate::raft::hand_off(&raft, identity.member_id, 3 * config.election_timeout).await;
     raft.shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
     tracing::info!("raft stopped");
+    let _ = stop_peers.send(true);
     let _ = tokio::time::timeout(DRAIN_DEADLINE, listeners::join(peers)).await;
     backend.flush_blocking()?;
     let stats = backend.flush_stats();

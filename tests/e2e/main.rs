@@ -3,6 +3,7 @@
 mod cluster;
 mod config_file;
 mod durability;
+mod handoff;
 mod kv_client;
 mod kv_compare;
 mod lifecycle;
