@@ -120,3 +120,43 @@ fn elect_one_of_two_campaigners_and_observe_the_leader() {
     let values: Vec<&str> = seen.lines().filter(|l| *l == "alice" || *l == "bob").collect();
     assert_eq!(values, vec!["alice", "bob"], "observer saw: {seen:?}");
 }
+
+#[tokio::test]
+async fn etcd_client_lock_and_election_apis() {
+    use etcd_client::{LockOptions, ProclaimOptions, ResignOptions};
+    let cluster = Cluster::start(1);
+    let mut kv = crate::support::client(&[cluster.members[0].endpoint()]).await;
+    let lease = kv.lease_grant(30, None).await.unwrap().id();
+    let held = kv
+        .lock("vault", Some(LockOptions::new().with_lease(lease)))
+        .await
+        .unwrap();
+    assert_eq!(held.key(), format!("vault/{lease:x}").as_bytes());
+    // A second session waits until the first unlocks.
+    let other = kv.lease_grant(30, None).await.unwrap().id();
+    let mut contender = kv.clone();
+    let waiting = tokio::spawn(async move {
+        contender
+            .lock("vault", Some(LockOptions::new().with_lease(other)))
+            .await
+            .unwrap()
+            .key()
+            .to_vec()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the lock was granted twice");
+    kv.unlock(held.key()).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), format!("vault/{other:x}").as_bytes());
+
+    let campaign = kv.campaign("board", "first", lease).await.unwrap();
+    let leader = campaign.leader().unwrap().clone();
+    let current = kv.leader("board").await.unwrap();
+    assert_eq!(current.kv().unwrap().value(), b"first");
+    kv.proclaim("second", Some(ProclaimOptions::new().with_leader(leader.clone())))
+        .await
+        .unwrap();
+    assert_eq!(kv.leader("board").await.unwrap().kv().unwrap().value(), b"second");
+    kv.resign(Some(ResignOptions::new().with_leader(leader))).await.unwrap();
+    let gone = kv.leader("board").await.unwrap_err();
+    assert!(gone.to_string().contains("election: no leader"), "{gone}");
+}

@@ -9,8 +9,8 @@ use etcd_client::{Client, ConnectOptions, WatchOptions};
 
 use crate::support::{client, Cluster};
 
-const WATCHERS: usize = 30;
-const WRITES: i64 = 300;
+const WATCHERS: usize = 100;
+const WRITES: i64 = 1000;
 
 /// One watch on `endpoint` from `next` until `last`, appending what it sees.
 async fn watch_from(endpoint: &str, next: i64, last: i64, seen: &mut Vec<i64>) -> Result<(), etcd_client::Error> {
