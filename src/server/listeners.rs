@@ -12,22 +12,17 @@ use url::Url;
 use super::authority::AuthorityFix;
 use crate::proto::peer::peer_server::PeerServer;
 use crate::raft::PeerService;
+use crate::system::privilege;
 
 type Servers = Vec<JoinHandle<()>>;
 
+/// The listener for `url`: bound before privileges were dropped, or now.
 async fn bind(url: &Url) -> anyhow::Result<TcpListener> {
-    if let Some(bound) = crate::system::privilege::take_listener(url) {
-        return Ok(TcpListener::from_std(bound)?);
-    }
-    let host = url
-        .host_str()
-        .unwrap_or("localhost")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = url.port_or_known_default().unwrap_or(0);
-    TcpListener::bind((host, port))
-        .await
-        .map_err(|e| anyhow::anyhow!("listen tcp {host}:{port}: bind: {e}"))
+    let bound = match privilege::take_listener(url) {
+        Some(bound) => bound,
+        None => privilege::bind(url)?,
+    };
+    Ok(TcpListener::from_std(bound)?)
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

@@ -90,7 +90,8 @@ fn chown_all(path: &Path, uid: Uid, gid: Gid) -> std::io::Result<()> {
     Ok(())
 }
 
-fn bind(url: &Url) -> anyhow::Result<TcpListener> {
+/// Binds the address of a listen URL, non-blocking, with etcd's error text.
+pub fn bind(url: &Url) -> anyhow::Result<TcpListener> {
     let host = url
         .host_str()
         .unwrap_or("localhost")

@@ -265,7 +265,7 @@ async fn a_stalled_watcher_does_not_slow_writers_and_catches_up() {
         }
     };
     let without = write_burst("warm/").await;
-    let mut kv = client(&[endpoint.clone()]).await;
+    let mut kv = client(std::slice::from_ref(&endpoint)).await;
     let start = kv
         .put("stall/start", "", None)
         .await
