@@ -314,7 +314,7 @@ fn watch_transcript(flavor: Flavor, args: &[&str]) -> Vec<serde_json::Value> {
     ctl_ok(&endpoint, &["del", "w/a"]);
     crate::support::etcdctl_with_input(&endpoint, &["txn"], Some(b"\nput w/b 3\nput w/c 4\n\n"));
     ctl_ok(&endpoint, &["del", "w/", "--prefix"]);
-    ctl_ok(&endpoint, &["put", "w/end", "END"]);
+    ctl_ok(&endpoint, &["put", "w/a", "END"]);
     wait_until(Duration::from_secs(10), "the sentinel event", || {
         std::fs::read_to_string(&out).unwrap_or_default().contains("RU5E")
     });
@@ -337,11 +337,15 @@ fn etcdctl_watch_prints_what_real_etcd_prints() {
     if crate::support::reference_etcd().is_none() {
         panic!("real etcd 3.4.23 is required in /opt/etcd (bash tests/run.sh installs it)");
     }
-    for args in [
-        &["w/", "--prefix"][..],
-        &["w/", "--prefix", "--prev-kv"],
+    // Every watch starts at revision 2, so it sees the same history whenever
+    // etcdctl gets it established.
+    let variants: [&[&str]; 4] = [
         &["w/", "--prefix", "--rev=2"],
-    ] {
+        &["w/", "--prefix", "--rev=2", "--prev-kv"],
+        &["w/a", "--rev=2"],
+        &["w/a", "w/c", "--rev=2"],
+    ];
+    for args in variants {
         let ours = watch_transcript(Flavor::Ferrocd, args);
         let theirs = watch_transcript(Flavor::Etcd, args);
         assert_eq!(ours, theirs, "etcdctl watch {args:?}");
