@@ -162,10 +162,6 @@ impl Keyspace {
         Ok(self.0.last()?)
     }
 
-    pub fn first(&self) -> Result<Option<(Bytes, Bytes)>> {
-        Ok(self.0.first()?)
-    }
-
     pub fn clear(&self) -> Result<()> {
         Ok(self.0.clear()?)
     }

@@ -277,21 +277,7 @@ fn check_ops(
                 }
                 check_lease(lessor, p.lease)?;
             }
-            Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
-                let store_revision = txn.revision();
-                if r.revision > store_revision {
-                    return Err(crate::mvcc::MvccError::FutureRevision.into());
-                }
-                txn.range(
-                    &r.key,
-                    b"",
-                    RangeOptions {
-                        revision: r.revision,
-                        count_only: true,
-                        limit: 0,
-                    },
-                )?;
-            }
+            Some(request_op::Request::RequestRange(r)) if r.revision != 0 => txn.check_revision(r.revision)?,
             Some(request_op::Request::RequestTxn(inner)) => check_ops(txn, lessor, inner, path)?,
             _ => {}
         }

@@ -105,10 +105,6 @@ impl Store {
         self.compacted
     }
 
-    pub fn live_keys(&self) -> usize {
-        self.index.live_keys()
-    }
-
     /// Reads `[key, range_end)` (etcd's range conventions) at a revision.
     pub fn range(&self, key: &[u8], range_end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError> {
         self.range_at(key, range_end, opts, self.current)
@@ -122,12 +118,7 @@ impl Store {
         current: i64,
     ) -> Result<RangeResult, MvccError> {
         let at = if opts.revision <= 0 { current } else { opts.revision };
-        if at > current {
-            return Err(MvccError::FutureRevision);
-        }
-        if at < self.compacted {
-            return Err(MvccError::Compacted);
-        }
+        self.check_revision(at, current)?;
         let entries = self.index.range(key, range_end, at);
         let count = entries.len();
         if opts.count_only {
@@ -147,6 +138,17 @@ impl Store {
             count,
             revision: current,
         })
+    }
+
+    /// Whether revision `at` can be read while the store is at `current`.
+    fn check_revision(&self, at: i64, current: i64) -> Result<(), MvccError> {
+        if at > current {
+            return Err(MvccError::FutureRevision);
+        }
+        if at < self.compacted {
+            return Err(MvccError::Compacted);
+        }
+        Ok(())
     }
 
     fn value_at(&self, entry: &IndexEntry) -> Result<KeyValue, MvccError> {
@@ -295,6 +297,11 @@ impl WriteTxn<'_> {
 
     pub fn range(&self, key: &[u8], range_end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError> {
         self.store.range_at(key, range_end, opts, self.revision())
+    }
+
+    /// Whether this transaction can read at revision `at`.
+    pub fn check_revision(&self, at: i64) -> Result<(), MvccError> {
+        self.store.check_revision(at, self.revision())
     }
 
     /// The live value of one key as this transaction sees it.
