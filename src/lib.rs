@@ -14,6 +14,7 @@
 //! - [`mvcc`]: revisions, the key index and compaction; knows nothing of
 //!   gRPC or Raft.
 //! - [`storage`]: the narrow interface over sled.
+//! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
@@ -26,5 +27,6 @@ pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod system;
