@@ -37,7 +37,9 @@ pub enum SnapshotFileError {
     NotASnapshot,
     #[error("unsupported ferrocd snapshot format version {0}")]
     Version(u32),
-    #[error("snapshot file integrity check failed. {0} bytes remaining, expected a multiple of 512 plus a 32-byte sha256")]
+    #[error(
+        "snapshot file integrity check failed. {0} bytes remaining, expected a multiple of 512 plus a 32-byte sha256"
+    )]
     Truncated(usize),
     #[error("expected sha256 {expected}, got {got}")]
     HashMismatch { expected: String, got: String },
@@ -132,7 +134,10 @@ mod tests {
         assert_eq!(file.len() % 512, 32);
         assert_eq!(decode(&file).unwrap(), sample());
         let status = status(&file).unwrap();
-        assert_eq!((status.revision, status.total_keys, status.total_size), (7, 2, file.len()));
+        assert_eq!(
+            (status.revision, status.total_keys, status.total_size),
+            (7, 2, file.len())
+        );
     }
 
     #[test]

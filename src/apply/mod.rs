@@ -117,6 +117,10 @@ impl Applier {
         &self.members
     }
 
+    pub fn members_mut(&mut self) -> &mut Members {
+        &mut self.members
+    }
+
     /// Applies one committed command. Its writes become durable with the next
     /// [`Applier::commit`].
     pub fn apply(&mut self, command: &Command) -> Applied {
@@ -148,8 +152,7 @@ impl Applier {
         let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .members
             .drain_dirty()
-            .chain(extra)
-            .map(|(k, v)| (k, Some(v)))
+            .chain(extra.into_iter().map(|(k, v)| (k, Some(v))))
             .chain(self.lessor.drain_dirty())
             .collect();
         self.store.commit(records)?;

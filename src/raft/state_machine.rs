@@ -101,6 +101,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(proposal) => proposal.0.iter().map(|command| applier.apply(command)).collect(),
                 EntryPayload::Membership(membership) => {
+                    for (id, _) in self.membership.membership().nodes() {
+                        if membership.get_node(id).is_none() {
+                            applier.members_mut().mark_removed(*id);
+                        }
+                    }
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     membership_changed = true;
                     Vec::new()
