@@ -139,6 +139,7 @@ impl From<ApplyError> for EtcdError {
             ApplyError::LeaseNotFound => EtcdError::LeaseNotFound,
             ApplyError::LeaseExists => EtcdError::LeaseExists,
             ApplyError::Undecodable => EtcdError::Internal("etcdserver: undecodable request".into()),
+            ApplyError::NoSpace => EtcdError::NoSpace,
         }
     }
 }

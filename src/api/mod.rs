@@ -23,12 +23,13 @@ use tonic::Status;
 pub use error::EtcdError;
 
 use crate::apply::{Applier, Command};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmResponse, AlarmType, ResponseHeader};
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{LeaseClock, Replica};
@@ -57,6 +58,8 @@ pub struct Context {
     /// Shortest TTL a lease is granted (etcd: 1.5 election timeouts).
     pub min_lease_ttl: i64,
     pub watch_progress_interval: std::time::Duration,
+    /// `--quota-backend-bytes`, resolved (`u64::MAX`: no quota).
+    pub quota_backend_bytes: u64,
 }
 
 impl Context {
@@ -76,6 +79,30 @@ impl Context {
         });
         self.fill(&mut header);
         header
+    }
+
+    /// etcd's quota check before a write that adds data: when the data would
+    /// grow past the quota, raise NOSPACE for this member and refuse. The
+    /// quota applies to the live key-value data (the size in use), which
+    /// compaction reduces; sled's files shrink only as it cleans segments.
+    pub async fn check_quota(&self, cost: usize) -> Result<(), Status> {
+        let in_use = self.applier.read().store().size_in_use();
+        if in_use.saturating_add(cost as u64) <= self.quota_backend_bytes {
+            return Ok(());
+        }
+        let raise = Command::Alarm {
+            action: AlarmAction::Activate as i32,
+            member_id: self.replica.member_id(),
+            alarm: AlarmType::Nospace as i32,
+        };
+        if !self.applier.read().alarms().is_active(AlarmType::Nospace) {
+            tracing::warn!(
+                quota = self.quota_backend_bytes,
+                "database space exceeded; raising the NOSPACE alarm"
+            );
+            let _: AlarmResponse = self.propose(raise).await?;
+        }
+        Err(EtcdError::NoSpace.into())
     }
 
     /// Replicates a command and decodes the etcd response it produced.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applied, Command};
 
-pub use handoff::hand_off;
+pub use handoff::{hand_off, transfer_leadership};
 pub use lease_clock::{LeaseClock, LeaseQuery};
 pub use log_store::LogStore;
 pub use membership::{counts_as_voter, promote_caught_up, ClusterInfo, MembershipChange, ReconfigError, Reconfigured};

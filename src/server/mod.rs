@@ -114,6 +114,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         leases: leases.clone(),
         min_lease_ttl: min_lease_ttl(config.election_timeout),
         watch_progress_interval: config.watch_progress_notify_interval,
+        quota_backend_bytes: config.quota_backend_bytes,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
