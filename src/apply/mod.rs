@@ -20,6 +20,9 @@ pub use alarms::Alarms;
 pub use kv::is_read_only;
 pub use members::{MemberAttributes, Members};
 
+/// Key-value records of the state keyspace, in key order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Keys of Raft's bookkeeping in the state keyspace (see `raft::state_machine`).
 pub const RAFT_PREFIX: &[u8] = b"s/";
 
@@ -148,7 +151,7 @@ impl Applier {
 
     /// Every replicated record (key-value history, leases, members, alarms),
     /// without Raft's bookkeeping: what a snapshot holds.
-    pub fn records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MvccError> {
+    pub fn records(&self) -> Result<Records, MvccError> {
         let mut records = Vec::new();
         for record in self.store.keyspace().scan_prefix(b"") {
             let (key, value) = record?;

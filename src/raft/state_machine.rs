@@ -10,7 +10,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, Snapsh
 use parking_lot::RwLock;
 
 use super::{io_error, Entry, LogId, PeerNode, StorageError, StoredMembership, TypeConfig};
-use crate::apply::{Applied, Applier};
+use crate::apply::{Applied, Applier, Records};
 use crate::storage::{Backend, Batch, Keyspace};
 
 /// Keys of the Raft bookkeeping kept beside the state it describes.
@@ -198,7 +198,7 @@ fn load_snapshot(snapshots: &Keyspace) -> Result<Option<Snapshot<TypeConfig>>, S
 pub struct SnapshotBuilder {
     snapshots: Keyspace,
     /// The state's records, or why they could not be read.
-    records: Result<Vec<(Vec<u8>, Vec<u8>)>, String>,
+    records: Result<Records, String>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
 }
