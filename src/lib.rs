@@ -15,6 +15,7 @@
 //!   gRPC or Raft.
 //! - [`storage`]: the narrow interface over sled.
 //! - [`system`]: process concerns: signals.
+//! - [`metrics`]: the Prometheus series, with etcd's names.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
 //! Dependencies point one way: `api` -> `raft` -> `apply` -> `mvcc` -> `storage`.
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod metrics;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
