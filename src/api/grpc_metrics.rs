@@ -40,8 +40,10 @@ pub async fn count(request: Request, next: Next) -> Response {
             if let Some(data) = frame.data_ref() {
                 CLIENT_SENT_BYTES.inc_by(data.len() as u64);
             }
-            if let (Some(trailers), Some(call)) = (frame.trailers_ref(), call.take()) {
-                call.finish(grpc_code(trailers).unwrap_or(2));
+            if let Some(trailers) = frame.trailers_ref() {
+                if let Some(call) = call.take() {
+                    call.finish(grpc_code(trailers).unwrap_or(2));
+                }
             }
             frame
         }))
