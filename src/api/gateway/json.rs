@@ -41,7 +41,7 @@ impl JsonReader {
                     self.buffer.drain(..used);
                     return Some(message(value));
                 }
-                Some(Err(e)) if !(e.is_eof() && !self.ended) => {
+                Some(Err(e)) if !e.is_eof() || self.ended => {
                     self.ended = true;
                     self.buffer.clear();
                     return Some(Err(if e.is_eof() {
