@@ -5,6 +5,8 @@ mod cluster;
 mod concurrency;
 mod election;
 mod error;
+mod gateway;
+mod grpc_metrics;
 mod http;
 mod kv;
 mod lease;
@@ -118,9 +120,12 @@ impl Context {
     }
 }
 
-/// Every gRPC service and HTTP endpoint of the client port.
+/// Every gRPC service and HTTP endpoint of the client port: the gRPC
+/// services (counted in the gRPC metrics), the JSON gateway that calls them,
+/// and the plain HTTP endpoints.
 pub fn client_routes(context: Arc<Context>) -> Routes {
     let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let (_, health) = tonic_health::server::health_reporter();
     let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
         .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())))
         .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(
@@ -129,8 +134,17 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         .add_service(LeaseServer::new(lease::LeaseService::new(context.clone())))
         .add_service(WatchServer::new(watch::WatchService::new(context.clone())))
         .add_service(LockServer::new(lock::LockService::new(context.clone())))
-        .add_service(ElectionServer::new(election::ElectionService::new(context.clone())));
-    let router = http::routes(grpc.into_axum_router(), context)
-        .layer(axum::middleware::map_response(http::oversized_as_grpc_go));
+        .add_service(ElectionServer::new(election::ElectionService::new(context.clone())))
+        .add_service(health)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(grpc_metrics::count));
+    let router = http::routes(gateway::routes(grpc.clone()).merge(grpc), context)
+        .layer(axum::middleware::map_response(http::oversized_as_grpc_go))
+        .layer(axum::middleware::from_fn(http::cors));
     Routes::from(router)
+}
+
+/// What `--listen-metrics-urls` serves: `/metrics` and `/health`.
+pub fn monitoring_routes(context: Arc<Context>) -> Routes {
+    Routes::from(http::monitoring_routes(context).layer(axum::middleware::from_fn(http::cors)))
 }

@@ -112,6 +112,11 @@ impl Store {
         self.current
     }
 
+    /// Keys that exist at the current revision.
+    pub fn key_count(&self) -> usize {
+        self.index.live_keys()
+    }
+
     pub fn compact_revision(&self) -> i64 {
         self.compacted
     }

@@ -167,9 +167,10 @@ impl PeerConnection {
             .as_mut()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone()))))?;
         let mut request = tonic::Request::new(encode(body));
+        let (sent, started) = (request.get_ref().data.len(), std::time::Instant::now());
         request.set_timeout(option.hard_ttl());
         let reply = match method {
-            Method::AppendEntries => client.append_entries(request).await,
+            Method::AppendEntries | Method::Heartbeat => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
             Method::InstallSnapshot => client.install_snapshot(request).await,
         };
@@ -182,6 +183,8 @@ impl PeerConnection {
             _ => RPCError::Network(NetworkError::new(&status)),
         })?;
         self.channels.answered(self.target);
+        let heartbeat = matches!(method, Method::Heartbeat).then(|| started.elapsed().as_secs_f64());
+        crate::metrics::peer_call(self.target, sent, blob.get_ref().data.len(), heartbeat);
         let result: Result<Resp, RaftError<u64, E>> =
             decode(blob.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -190,6 +193,8 @@ impl PeerConnection {
 
 enum Method {
     AppendEntries,
+    /// An AppendEntries without entries: its time is the round trip.
+    Heartbeat,
     Vote,
     InstallSnapshot,
 }
@@ -200,7 +205,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
-        self.call(Method::AppendEntries, &rpc, &option).await
+        let method = if rpc.entries.is_empty() {
+            Method::Heartbeat
+        } else {
+            Method::AppendEntries
+        };
+        self.call(method, &rpc, &option).await
     }
 
     async fn install_snapshot(

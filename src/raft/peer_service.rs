@@ -55,17 +55,29 @@ impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = parse(&request)?;
         self.refuse_removed(&rpc.vote)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let rpc: VoteRequest<u64> = parse(&request)?;
         self.refuse_removed(&rpc.vote)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = parse(&request)?;
+        let rpc: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = parse(&request)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().install_snapshot(rpc).await)
     }
 

@@ -145,9 +145,11 @@ impl Replica {
     /// gone before receiving it, it waits for the next leader and tries
     /// again, until the request timeout.
     pub async fn propose(&self, command: Command) -> Result<Applied, ProposeError> {
-        tokio::time::timeout(self.request_timeout, self.propose_until_delivered(command))
-            .await
-            .map_err(|_| ProposeError::Timeout)?
+        let _pending = crate::metrics::proposal_pending();
+        let result = tokio::time::timeout(self.request_timeout, self.propose_until_delivered(command)).await;
+        result
+            .unwrap_or(Err(ProposeError::Timeout))
+            .inspect_err(|_| crate::metrics::PROPOSALS_FAILED.inc())
     }
 
     async fn propose_until_delivered(&self, command: Command) -> Result<Applied, ProposeError> {

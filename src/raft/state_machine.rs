@@ -117,7 +117,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if membership_changed {
             extra.push((MEMBERSHIP.to_vec(), encode(&self.membership)));
         }
-        applier.commit(extra).map_err(write_err)?;
+        crate::metrics::timed(&crate::metrics::BACKEND_COMMIT, || applier.commit(extra)).map_err(write_err)?;
         Ok(results)
     }
 

@@ -81,6 +81,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .context("cannot initialize the cluster")?;
     }
 
+    crate::metrics::init(identity.member_id, api::ETCD_VERSION, "3.4", config.metrics_extensive);
+    let leader_metrics = tokio::spawn(crate::metrics::follow_leader(raft.metrics()));
     let notifier = Notifier::start(status::Status {
         raft: raft.clone(),
         applier: applier.clone(),
@@ -147,7 +149,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tokio::pin!(shutdown);
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
-            let clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?;
+            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), stop_rx.clone()).await?;
+            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), stop_rx).await?);
             notifier.ready();
             Some(clients)
         }
@@ -163,6 +166,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     lease_expiry.abort();
     promoter.abort();
+    leader_metrics.abort();
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
         .await

@@ -3,11 +3,13 @@
 mod cluster;
 mod config_file;
 mod durability;
+mod gateway;
 mod handoff;
 mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod lock_election;
+mod metrics;
 mod privilege;
 mod process;
 mod support;
