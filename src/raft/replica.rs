@@ -234,7 +234,9 @@ impl Replica {
             .membership()
             .get_node(&leader)
             .cloned()
-            .ok_or(ProposeError::NoLeader)?;
+            // A leader that just removed itself: never contacted, so safe to
+            // send to the next one.
+            .ok_or(ProposeError::NotDelivered)?;
         self.channels.client(leader, &node).map_err(ProposeError::Internal)
     }
 

@@ -9,6 +9,7 @@ mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod lock_election;
+mod membership;
 mod metrics;
 mod privilege;
 mod process;
