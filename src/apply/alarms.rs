@@ -7,7 +7,7 @@ use crate::mvcc::MvccError;
 use crate::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
 use crate::storage::Keyspace;
 
-const PREFIX: &[u8] = b"a/";
+pub(super) const PREFIX: &[u8] = b"a/";
 
 #[derive(Debug, Default)]
 pub struct Alarms {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::mvcc::MvccError;
 use crate::storage::Keyspace;
 
-const PUBLISHED: &[u8] = b"c/";
-const REMOVED: &[u8] = b"x/";
+pub(super) const PUBLISHED: &[u8] = b"c/";
+pub(super) const REMOVED: &[u8] = b"x/";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberAttributes {

@@ -26,6 +26,14 @@ pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 /// Keys of Raft's bookkeeping in the state keyspace (see `raft::state_machine`).
 pub const RAFT_PREFIX: &[u8] = b"s/";
 
+/// Whether a state record describes the cluster rather than its data
+/// (members, removed members, alarms): a restore into a new cluster drops them.
+pub fn is_cluster_record(key: &[u8]) -> bool {
+    [members::PUBLISHED, members::REMOVED, alarms::PREFIX]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+}
+
 /// A command replicated through the Raft log. Request bodies travel as
 /// etcd's own protobuf encoding.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -64,6 +64,9 @@ async fn hand_over(raft: &Raft, member_id: u64, candidates: &[u64], limit: Durat
     let channels = PeerChannels::default();
     let mut asked = None;
     loop {
+        if Instant::now() >= deadline {
+            return None;
+        }
         let target = match next_step(raft, member_id, candidates, deadline).await {
             Step::Ask(target) => target,
             Step::Led(leader) => {
@@ -83,7 +86,9 @@ async fn hand_over(raft: &Raft, member_id: u64, candidates: &[u64], limit: Durat
         }
         match channels.client(target, &node) {
             Ok(mut client) => {
-                if let Err(e) = client.elect(encode(&())).await {
+                let mut request = tonic::Request::new(encode(&()));
+                request.set_timeout(ASK_EVERY);
+                if let Err(e) = client.elect(request).await {
                     tracing::debug!(error = %e, "election request failed");
                 }
             }

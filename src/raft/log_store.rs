@@ -6,10 +6,12 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::{CommittedLeaderId, EntryPayload, Membership, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use tokio::sync::mpsc;
 
-use super::{io_error, Entry, LogId, StorageError, TypeConfig};
+use super::{io_error, Entry, LogId, PeerNode, StorageError, TypeConfig};
 use crate::storage::{Backend, Batch, Keyspace};
 
 const VOTE: &[u8] = b"vote";
@@ -63,6 +65,34 @@ impl LogStore {
             .flush()
             .await
             .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
+    }
+
+    /// `--force-new-cluster`: makes this member the only voter of its
+    /// cluster, keeping its log and data (etcd appends configuration changes
+    /// that remove every other member). Appends that membership in a new
+    /// term with a vote for this member, so it elects itself at start and
+    /// commits the log it has on its own.
+    pub async fn force_single_member(&self, member_id: u64, node: PeerNode) -> Result<(), StorageError> {
+        let purged = self.read_meta::<Option<LogId>>(LAST_PURGED)?.flatten();
+        let last = self.last_entry_id()?.or(purged);
+        let vote: Option<Vote<u64>> = self.read_meta(VOTE)?;
+        let term = vote
+            .map_or(0, |v| v.leader_id().term)
+            .max(last.map_or(0, |id| id.leader_id.term))
+            + 1;
+        let index = last.map_or(0, |id| id.index + 1);
+        let membership = Membership::new(vec![BTreeSet::from([member_id])], BTreeMap::from([(member_id, node)]));
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, member_id), index),
+            payload: EntryPayload::Membership(membership),
+        };
+        let bytes =
+            bincode::serialize(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, io_error(*e)))?;
+        self.log
+            .insert(index_key(index), bytes)
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        self.write_meta(VOTE, &Vote::new(term, member_id))?;
+        self.flush().await
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {

@@ -85,17 +85,26 @@ pub async fn resolve(config: &Config, backend: &Backend) -> Result<(Identity, bo
     let identity = if config.initial_cluster_state == ClusterState::Existing {
         join(config).await?
     } else {
-        config
-            .verify_bootstrap()
-            .map_err(|e| BootstrapError::Config(e.to_string()))?;
-        derive(config)
+        derive_new(config)?
     };
-    meta.insert(
-        IDENTITY,
-        bincode::serialize(&identity).expect("in-memory serialization"),
-    )?;
-    backend.flush_blocking()?;
+    store(backend, &identity)?;
     Ok((identity, true))
+}
+
+/// The identity of a member of a new cluster, from `--initial-cluster`.
+pub fn derive_new(config: &Config) -> Result<Identity, BootstrapError> {
+    config
+        .verify_bootstrap()
+        .map_err(|e| BootstrapError::Config(e.to_string()))?;
+    Ok(derive(config))
+}
+
+/// Records the identity in the data dir, durably.
+pub fn store(backend: &Backend, identity: &Identity) -> Result<(), BootstrapError> {
+    let meta = backend.keyspace("raft_meta")?;
+    meta.insert(IDENTITY, bincode::serialize(identity).expect("in-memory serialization"))?;
+    backend.flush_blocking()?;
+    Ok(())
 }
 
 fn derive(config: &Config) -> Identity {

@@ -6,6 +6,7 @@ mod authority;
 mod bootstrap;
 mod compactor;
 mod listeners;
+mod restore;
 mod status;
 
 use std::future::Future;
@@ -18,13 +19,14 @@ use openraft::SnapshotPolicy;
 use tokio::sync::watch;
 
 pub use bootstrap::url_string;
+pub use restore::{restore, restore_config, Restored};
 
 use crate::api::{self, Context};
 use crate::apply::{Command, MemberAttributes};
 use crate::config::Config;
 use crate::raft::{
-    promote_caught_up, LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, ReplicaOptions,
-    StateMachine,
+    promote_caught_up, LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerNode, PeerService, Raft, Replica,
+    ReplicaOptions, StateMachine,
 };
 use crate::storage::Backend;
 use crate::system::notify::Notifier;
@@ -50,6 +52,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let raft_config = raft_config(&config)?;
     let channels = Arc::new(PeerChannels::default());
     let log_store = LogStore::open(&backend)?;
+    if config.force_new_cluster && !fresh {
+        let node = PeerNode {
+            name: config.name.clone(),
+            peer_urls: config.initial_advertise_peer_urls.iter().map(url_string).collect(),
+            promote: false,
+        };
+        log_store
+            .force_single_member(identity.member_id, node)
+            .await
+            .map_err(|e| anyhow::anyhow!("--force-new-cluster: {e}"))?;
+        tracing::warn!(
+            "--force-new-cluster: this member is now the only member of its cluster, with its data; \
+             restart it without the flag, then add members with `member add`"
+        );
+    }
     let state_machine = StateMachine::open(&backend).map_err(|e| anyhow::anyhow!("{e}"))?;
     let applier = state_machine.applier();
     let raft = Raft::new(
@@ -61,7 +78,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     )
     .await
     .context("cannot start raft")?;
-    if !fresh {
+    if !fresh && !config.force_new_cluster {
         let known_peers = raft
             .metrics()
             .borrow()

@@ -277,3 +277,30 @@ fn the_quota_raises_nospace_and_recovers_after_compaction_and_disarm() {
     assert_eq!(ctl_ok(&endpoint, &["alarm", "list"]), "");
     assert_eq!(ctl_ok(&endpoint, &["put", "after", "ok"]), "OK\n");
 }
+
+#[test]
+fn force_new_cluster_recovers_a_lone_survivor_with_its_data() {
+    let mut cluster = Cluster::start(3);
+    let first = cluster.members[0].endpoint();
+    for i in 0..20 {
+        ctl_ok(&first, &["put", &format!("k{i}"), "v"]);
+    }
+    let before = ctl_ok(&first, &["get", "k19", "-w", "json"]);
+    let revision = serde_json::from_str::<serde_json::Value>(&before).unwrap()["header"]["revision"].clone();
+    for member in &mut cluster.members {
+        member.kill();
+    }
+    let survivor = &mut cluster.members[0];
+    let initial = survivor.spec.peer_url();
+    survivor.reconfigure(&format!("m1={initial}"), &["--force-new-cluster"]);
+    survivor.start();
+    cluster.wait_healthy();
+    let listed = members(&first);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].2, "m1");
+    let after = ctl_ok(&first, &["get", "k19", "-w", "json"]);
+    let after: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(after["header"]["revision"], revision);
+    assert_eq!(after["count"], 1);
+    assert_eq!(ctl_ok(&first, &["put", "after", "recovery"]), "OK\n");
+}
