@@ -8,6 +8,7 @@ mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod lock_election;
+mod packages;
 mod privilege;
 mod process;
 mod support;

@@ -15,7 +15,8 @@
 # Names: a host or network name has at most 11 characters (interface names are derived from
 # it); two scripts that run at the same time must use different names and subnets.
 # Settings (environment, before hosts_init): HOSTS_EXTRA_PACKAGES (installed in the cached
-# rootfs on top of the base set; part of the cache key), HOSTS_CACHE (/var/cache/ferrocd-tests).
+# rootfs on top of the base set; part of the cache key), HOSTS_CACHE (/var/cache/ferrocd-tests,
+# which holds the rootfs as a tarball and unpacked beside it).
 
 HOSTS_CACHE=${HOSTS_CACHE:-/var/cache/ferrocd-tests}
 HOSTS_SUITE=bookworm
@@ -98,7 +99,22 @@ hosts_rootfs() {
   echo "$tarball"
 }
 
-# Sets up a work dir, the cleanup trap and the shared lower layer (the unpacked rootfs).
+# The cached rootfs unpacked beside its tarball: the read-only lower layer of every host's
+# overlay, shared by all hosts and runs (unpacking and deleting it each run costs half a minute).
+hosts_lower() {
+  local tarball lower
+  tarball=$(hosts_rootfs) || return 1
+  lower=${tarball%.tar}
+  (
+    flock 9
+    [ -f "$lower.unpacked" ] && exit 0
+    rm -rf "$lower" && mkdir -p "$lower"
+    tar -C "$lower" -xf "$tarball" && touch "$lower.unpacked"
+  ) 9>"$HOSTS_CACHE/rootfs.lock" || return 1
+  echo "$lower"
+}
+
+# Sets up a work dir, the cleanup trap and the shared lower layer.
 hosts_init() {
   [ "$(id -u)" = 0 ] || { echo "hosts: needs root" >&2; return 1; }
   hosts_tools
@@ -107,11 +123,7 @@ hosts_init() {
   trap hosts_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  local tarball
-  tarball=$(hosts_rootfs) || return 1
-  HOSTS_LOWER=$HOSTS_WORK/lower
-  mkdir -p "$HOSTS_LOWER"
-  tar -C "$HOSTS_LOWER" -xf "$tarball"
+  HOSTS_LOWER=$(hosts_lower) || return 1
 }
 
 # A private bridge NET for the /24 whose first three octets are PREFIX: a bridge in a namespace
@@ -179,11 +191,12 @@ hosts_boot() {
     return 1
   fi
   echo "$pid" >"$dir/init.pid"
-  # systemctl cannot connect until the host's systemd has set up its private socket: retry.
+  # Until the host's systemd has set up its private socket, systemctl cannot reach it and
+  # prints nothing or "offline": retry.
   local state=
   for i in $(seq 1 600); do
     state=$(timeout 120 nsenter -t "$pid" -a systemctl is-system-running --wait 2>/dev/null || true)
-    [ -n "$state" ] && break
+    [ -n "$state" ] && [ "$state" != offline ] && break
     sleep 0.1
   done
   if [ "$state" != running ] && [ "$state" != degraded ]; then
@@ -219,35 +232,45 @@ hosts_put() {
   cp "$2" "$dest"
 }
 
-# Stops host NAME (systemd shuts it down cleanly) and removes everything it had.
+# Stops host NAME (systemd shuts it down cleanly) and removes everything it had. Never fails:
+# it runs from the exit trap, where errexit is still on.
 hosts_stop() {
   local name=$1 dir=$HOSTS_WORK/hosts/$1 nspawn i
   [ -d "$dir" ] || return 0
   if [ -f "$dir/nspawn.pid" ]; then
     nspawn=$(cat "$dir/nspawn.pid")
-    kill -TERM "$nspawn" 2>/dev/null
+    kill -TERM "$nspawn" 2>/dev/null || true
     for i in $(seq 1 100); do
       kill -0 "$nspawn" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$nspawn" 2>/dev/null; then
       hosts_log "host $name did not shut down in 10 s: killing it"
-      kill -KILL "$nspawn" 2>/dev/null
-      [ -f "$dir/init.pid" ] && kill -KILL "$(cat "$dir/init.pid")" 2>/dev/null
-      sleep 0.5
+      kill -KILL "$nspawn" 2>/dev/null || true
+      [ -f "$dir/init.pid" ] && kill -KILL "$(cat "$dir/init.pid")" 2>/dev/null || true
     fi
+    wait "$nspawn" 2>/dev/null || true
   fi
-  mountpoint -q "$dir/merged" && umount "$dir/merged"
   local cg=ferrocd-hosts-$name hierarchy
+  # The host's last processes may still be exiting: give them a moment, then remove the
+  # cgroups bottom-up and unmount (lazily, when something still holds the mount).
+  for i in $(seq 1 50); do
+    [ -z "$(find "/sys/fs/cgroup/unified/$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
+    sleep 0.1
+  done
   for hierarchy in systemd unified; do
     if [ -d "/sys/fs/cgroup/$hierarchy/$cg" ]; then
-      find "/sys/fs/cgroup/$hierarchy/$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+      find "/sys/fs/cgroup/$hierarchy/$cg" -depth -type d -exec rmdir {} + 2>/dev/null ||
+        hosts_log "cannot remove cgroup $hierarchy/$cg"
     fi
   done
-  if [ -f "$dir/network" ]; then
-    ip -n "hsw-$(cat "$dir/network")" link del "hv-$name" 2>/dev/null
+  if mountpoint -q "$dir/merged"; then
+    umount "$dir/merged" 2>/dev/null || umount -l "$dir/merged" || true
   fi
-  ip netns del "$name" 2>/dev/null
+  if [ -f "$dir/network" ]; then
+    ip -n "hsw-$(cat "$dir/network")" link del "hv-$name" 2>/dev/null || true
+  fi
+  ip netns del "$name" 2>/dev/null || true
   rm -rf "$dir"
   return 0
 }
@@ -256,12 +279,21 @@ hosts_stop() {
 hosts_cleanup() {
   [ -n "$HOSTS_WORK" ] && [ -d "$HOSTS_WORK" ] || return 0
   local dir net
+  # Shut every host down at once, then wait for each.
+  for dir in "$HOSTS_WORK"/hosts/*/; do
+    [ -f "$dir/nspawn.pid" ] && kill -TERM "$(cat "$dir/nspawn.pid")" 2>/dev/null || true
+  done
   for dir in "$HOSTS_WORK"/hosts/*/; do
     [ -d "$dir" ] && hosts_stop "$(basename "$dir")"
   done
   for net in "$HOSTS_WORK"/networks/*; do
-    [ -f "$net" ] && ip netns del "hsw-$(basename "$net")" 2>/dev/null
+    [ -f "$net" ] && ip netns del "hsw-$(basename "$net")" 2>/dev/null || true
   done
-  rm -rf "$HOSTS_WORK"
+  if grep -q " $HOSTS_WORK/" /proc/mounts; then
+    hosts_log "mounts left under $HOSTS_WORK; not removing it"
+  else
+    rm -rf "$HOSTS_WORK"
+  fi
   HOSTS_WORK=
+  return 0
 }
