@@ -178,8 +178,8 @@ hosts_boot() {
   ) &
   echo $! >"$dir/nspawn.pid"
 
-  local pid= i
-  for i in $(seq 1 300); do
+  local pid=""
+  for _ in $(seq 1 300); do
     pid=$(pgrep -P "$(cat "$dir/nspawn.pid")" -x systemd || true)
     [ -n "$pid" ] && break
     kill -0 "$(cat "$dir/nspawn.pid")" 2>/dev/null || break
@@ -194,7 +194,7 @@ hosts_boot() {
   # Until the host's systemd has set up its private socket, systemctl cannot reach it and
   # prints nothing or "offline": retry.
   local state=
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     state=$(timeout 120 nsenter -t "$pid" -a systemctl is-system-running --wait 2>/dev/null || true)
     [ -n "$state" ] && [ "$state" != offline ] && break
     sleep 0.1
@@ -235,26 +235,26 @@ hosts_put() {
 # Stops host NAME (systemd shuts it down cleanly) and removes everything it had. Never fails:
 # it runs from the exit trap, where errexit is still on.
 hosts_stop() {
-  local name=$1 dir=$HOSTS_WORK/hosts/$1 nspawn i
+  local name=$1 dir=$HOSTS_WORK/hosts/$1 nspawn
   [ -d "$dir" ] || return 0
   if [ -f "$dir/nspawn.pid" ]; then
     nspawn=$(cat "$dir/nspawn.pid")
     kill -TERM "$nspawn" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       kill -0 "$nspawn" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$nspawn" 2>/dev/null; then
       hosts_log "host $name did not shut down in 10 s: killing it"
       kill -KILL "$nspawn" 2>/dev/null || true
-      [ -f "$dir/init.pid" ] && kill -KILL "$(cat "$dir/init.pid")" 2>/dev/null || true
+      if [ -f "$dir/init.pid" ]; then kill -KILL "$(cat "$dir/init.pid")" 2>/dev/null || true; fi
     fi
     wait "$nspawn" 2>/dev/null || true
   fi
   local cg=ferrocd-hosts-$name hierarchy
   # The host's last processes may still be exiting: give them a moment, then remove the
   # cgroups bottom-up and unmount (lazily, when something still holds the mount).
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     [ -z "$(find "/sys/fs/cgroup/unified/$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
     sleep 0.1
   done
@@ -281,13 +281,13 @@ hosts_cleanup() {
   local dir net
   # Shut every host down at once, then wait for each.
   for dir in "$HOSTS_WORK"/hosts/*/; do
-    [ -f "$dir/nspawn.pid" ] && kill -TERM "$(cat "$dir/nspawn.pid")" 2>/dev/null || true
+    if [ -f "$dir/nspawn.pid" ]; then kill -TERM "$(cat "$dir/nspawn.pid")" 2>/dev/null || true; fi
   done
   for dir in "$HOSTS_WORK"/hosts/*/; do
     [ -d "$dir" ] && hosts_stop "$(basename "$dir")"
   done
   for net in "$HOSTS_WORK"/networks/*; do
-    [ -f "$net" ] && ip netns del "hsw-$(basename "$net")" 2>/dev/null || true
+    if [ -f "$net" ]; then ip netns del "hsw-$(basename "$net")" 2>/dev/null || true; fi
   done
   if grep -q " $HOSTS_WORK/" /proc/mounts; then
     hosts_log "mounts left under $HOSTS_WORK; not removing it"

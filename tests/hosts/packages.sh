@@ -7,6 +7,7 @@
 #   c1 c2 c3:  three hosts on a private bridge with seed-style etcd.conf files, started at once,
 #              form one healthy cluster.
 # Needs root. Driven by tests/e2e/packages.rs; run alone with `bash tests/hosts/packages.sh`.
+# shellcheck disable=SC2016 # dpkg-query and awk formats are meant for those programs
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -40,6 +41,17 @@ expect_in() {
   ok "$1 has '$3'"
 }
 unit() { hosts_exec "$1" systemctl show etcd.service -p "$2" --value; }
+# Like expect_in for the output of the shell line $3 in host $2, polled for up to 10 s (for
+# what changes by itself, like the status line during an election).
+eventually_in() {
+  local text=""
+  for _ in $(seq 1 100); do
+    text=$(hosts_sh "$2" "$3" 2>&1 || true)
+    [[ $text == *"$4"* ]] && break
+    sleep 0.1
+  done
+  expect_in "$1" "$text" "$4"
+}
 
 step "build the packages"
 hosts_tools
@@ -51,7 +63,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 next=$(echo "$version" | awk -F. -v OFS=. '{ $NF = $NF + 1; print }')
 deb=$repo/dist/ferrocd_${version}_amd64.deb
 rpm=$repo/dist/ferrocd-${version}-1.x86_64.rpm
-[ -f "$deb" ] && [ -f "$rpm" ] || fail "build.sh did not make $deb and $rpm"
+if [ ! -f "$deb" ] || [ ! -f "$rpm" ]; then fail "build.sh did not make $deb and $rpm"; fi
 ok "built $(basename "$deb") and $(basename "$rpm")"
 hosts_init
 bash packaging/build.sh --version "$next" --out "$HOSTS_WORK/next" >/dev/null
@@ -141,7 +153,7 @@ expect "etcdctl get" "$(hosts_exec deb1 etcdctl get greeting --print-value-only)
 pid=$(unit deb1 MainPID)
 expect "process user" "$(hosts_exec deb1 ps -o user= -p "$pid")" etcd
 expect "process command" "$(hosts_exec deb1 ps -o args= -p "$pid")" /usr/bin/ferrocd
-expect_in "STATUS=" "$(unit deb1 StatusText)" "serving: leader=default, revision="
+eventually_in "STATUS=" deb1 "systemctl show etcd -p StatusText --value" "serving: leader=default, revision="
 for property in Type=notify LimitNOFILE=65536 User=etcd Restart=on-failure NoNewPrivileges=yes \
   ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes ProtectKernelTunables=yes \
   ProtectControlGroups=yes RestrictNamespaces=yes MemoryDenyWriteExecute=yes \
@@ -264,11 +276,12 @@ done
 for name in "${names[@]}"; do
   hosts_boot "$name" pkg "${address[$name]}"
   hosts_put "$name" "$deb" "/root/$(basename "$deb")"
-  # The deployment guide's layout: listen everywhere, advertise the host's own address.
+  # The deployment guide's layout: data in /data/lib/etcd, listen everywhere, advertise the
+  # host's own address.
   cat >"$HOSTS_WORK/etcd.conf.$name" <<EOF
 [member]
 ETCD_NAME=cd-test-$name.ferrocd.test
-ETCD_DATA_DIR="/var/lib/etcd"
+ETCD_DATA_DIR="/data/lib/etcd/"
 ETCD_LISTEN_CLIENT_URLS="http://0.0.0.0:2379"
 ETCD_ADVERTISE_CLIENT_URLS="http://${address[$name]}:2379"
 ETCD_LISTEN_PEER_URLS="http://0.0.0.0:2380"
@@ -279,11 +292,15 @@ ETCD_INITIAL_CLUSTER_STATE="new"
 ETCD_INITIAL_CLUSTER_TOKEN="etcd-cluster"
 EOF
 done
+# The README's drop-in for a data dir outside /var/lib/etcd.
+printf '[Service]\nReadWritePaths=/data/lib/etcd\n' >"$HOSTS_WORK/data-dir.conf"
 installs=()
 for name in "${names[@]}"; do
   (
     hosts_exec "$name" apt-get install -y -q "/root/$(basename "$deb")" >"$HOSTS_WORK/apt.$name.log" 2>&1 &&
-      hosts_put "$name" "$HOSTS_WORK/etcd.conf.$name" /etc/etcd/etcd.conf
+      hosts_put "$name" "$HOSTS_WORK/etcd.conf.$name" /etc/etcd/etcd.conf &&
+      hosts_put "$name" "$HOSTS_WORK/data-dir.conf" /etc/systemd/system/etcd.service.d/data-dir.conf &&
+      hosts_sh "$name" 'install -d -o etcd -g etcd -m 700 /data/lib/etcd && systemctl daemon-reload'
   ) &
   installs+=($!)
 done
@@ -295,6 +312,7 @@ for name in "${names[@]}"; do
   # the service names firewalld ships.
   hosts_exec "$name" firewall-cmd -q --add-service=etcd-client --add-service=etcd-server
   expect "$name: firewalld services" "$(hosts_exec "$name" firewall-cmd --list-services)" "dhcpv6-client etcd-client etcd-server ssh"
+  expect "$name: ReadWritePaths" "$(unit "$name" ReadWritePaths)" "/var/lib/etcd /data/lib/etcd"
 done
 begin=$(date +%s%N)
 for name in "${names[@]}"; do
@@ -312,7 +330,11 @@ members=$(hosts_exec c2 etcdctl --endpoints="$endpoints" member list)
 expect "members" "$(wc -l <<<"$members")" 3
 for name in "${names[@]}"; do
   expect_in "member list" "$members" "started, cd-test-$name.ferrocd.test, http://${address[$name]}:2380, http://${address[$name]}:2379"
-  expect_in "$name: status" "$(unit "$name" StatusText)" "serving: leader=cd-test-"
+  eventually_in "$name: status" "$name" "systemctl show etcd -p StatusText --value" "serving: leader=cd-test-"
+done
+for name in "${names[@]}"; do
+  expect "$name: member data" "$(hosts_exec "$name" stat -c '%U:%G %a' /data/lib/etcd /data/lib/etcd/member | tr '\n' ' ')" \
+    "etcd:etcd 700 etcd:etcd 700 "
 done
 hosts_exec c1 etcdctl --endpoints=http://10.88.8.21:2379 put across hosts >/dev/null
 expect "written on c1, read on c3" \
