@@ -20,12 +20,15 @@ const LIMIT: Duration = Duration::from_secs(15 * 60);
 /// the whole output.
 fn run_script(script: &str) -> (Option<ExitStatus>, String) {
     let log = tempfile::NamedTempFile::new().unwrap();
+    // One open file for both streams (a duplicate shares the offset), so neither overwrites
+    // the other.
+    let output = log.reopen().unwrap();
     let mut child = Command::new("bash")
         .arg(script)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
-        .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
         .spawn()
         .unwrap();
     let started = Instant::now();
