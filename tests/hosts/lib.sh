@@ -61,7 +61,8 @@ hosts_tools() {
 # minute), under a lock so that concurrent scripts build it once.
 hosts_rootfs() {
   local key tarball root
-  key=$(printf '%s|%s|%s' "$HOSTS_SUITE" "$HOSTS_BASE_PACKAGES" "$HOSTS_EXTRA_PACKAGES" | sha256sum | cut -c1-12)
+  # The key changes with what goes in and with how it is made (the recipe's number).
+  key=$(printf '2|%s|%s|%s' "$HOSTS_SUITE" "$HOSTS_BASE_PACKAGES" "$HOSTS_EXTRA_PACKAGES" | sha256sum | cut -c1-12)
   tarball=$HOSTS_CACHE/$HOSTS_SUITE-$key.tar
   mkdir -p "$HOSTS_CACHE"
   (
@@ -91,8 +92,9 @@ hosts_rootfs() {
       rm -f "$root/usr/sbin/policy-rc.d"
     fi
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
-    # Every host gets its own machine id at boot; none baked in.
+    # Every host gets its own machine id at boot; none baked in (systemd would copy D-Bus's).
     : >"$root/etc/machine-id"
+    rm -f "$root/var/lib/dbus/machine-id"
     tar -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
     rm -f "$root.log"
   ) 9>"$HOSTS_CACHE/rootfs.lock" || return 1
