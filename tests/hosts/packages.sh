@@ -141,6 +141,12 @@ expect "ufw allow etcd-client" "$(hosts_exec deb1 ufw allow etcd-client)" "Rules
 Rules updated (v6)"
 expect_in "ufw show added" "$(hosts_exec deb1 ufw show added)" "ufw allow etcd-client"
 expect "man page" "$(hosts_exec deb1 sh -c 'zcat /usr/share/man/man1/ferrocd.1.gz | grep -c "^.SH FILES"')" 1
+expect_in "bash completion" \
+  "$(hosts_exec deb1 bash -c '. /usr/share/bash-completion/completions/ferrocd && complete -p ferrocd')" "ferrocd"
+expect_in "bash completion of --initial-cl" "$(hosts_exec deb1 bash -c '. /usr/share/bash-completion/completions/ferrocd &&
+  COMP_WORDS=(ferrocd --initial-cl) COMP_CWORD=1 COMP_LINE="ferrocd --initial-cl" COMP_POINT=20 &&
+  $(complete -p ferrocd | sed -n "s/.*-F \([^ ]*\) .*/\1/p") ferrocd --initial-cl ferrocd && echo "${COMPREPLY[*]}"')" \
+  "--initial-cluster --initial-cluster-state --initial-cluster-token"
 
 step "deb1: start, use, inspect, stop"
 begin=$(date +%s%N)
