@@ -10,6 +10,13 @@ need_apt=()
 command -v etcdctl >/dev/null || need_apt+=(etcd-client)
 command -v strace >/dev/null || need_apt+=(strace)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+# Packages and the hosts they are tested on (tests/hosts/): build, lint, boot.
+command -v dpkg-shlibdeps >/dev/null || need_apt+=(dpkg-dev)
+command -v rpmbuild >/dev/null || need_apt+=(rpm)
+command -v lintian >/dev/null || need_apt+=(lintian)
+command -v rpmlint >/dev/null || need_apt+=(rpmlint)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
 if [ ! -x /opt/etcd/usr/bin/etcd ] || [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

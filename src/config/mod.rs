@@ -31,6 +31,9 @@ use url::Url;
 
 use resolve::{resolve, Checked, Resolved};
 
+/// The clap command of ferrocd's flags, which man pages and shell completions are made from.
+pub use flags::command;
+
 /// The subcommand that checks the configuration instead of starting.
 const CHECK_COMMAND: &str = "check-config";
 

@@ -11,6 +11,7 @@ mod lifecycle;
 mod lock_election;
 mod membership;
 mod metrics;
+mod packages;
 mod privilege;
 mod process;
 mod support;
