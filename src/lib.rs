@@ -16,6 +16,7 @@
 //! - [`storage`]: the narrow interface over sled.
 //! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
+//! - [`ctl`]: ferrocdctl, the etcdctl-compatible command-line client.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
 //! Dependencies point one way: `api` -> `raft` -> `apply` -> `mvcc` -> `storage`.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod ctl;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
