@@ -264,7 +264,7 @@ impl Globals {
         match tokio::time::timeout(self.command_timeout, call).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => Err(deadline_exceeded()),
-            Ok(Err(status)) => Err(status.into()),
+            Ok(Err(status)) => Err(transport_detail(status)),
             Err(_) => Err(deadline_exceeded()),
         }
     }
@@ -368,10 +368,8 @@ impl Globals {
     }
 
     fn tls_config(&self, host: &str) -> Result<ClientTlsConfig, CtlError> {
-        let read = |path: &str| {
-            std::fs::read(path)
-                .map_err(|e| CtlError::new(Exit::BadConnection, format!("open {path}: {}", os_error(&e))))
-        };
+        let read =
+            |path: &str| std::fs::read(path).map_err(|e| CtlError::bad_args(format!("open {path}: {}", os_error(&e))));
         let t = &self.tls;
         let mut config = ClientTlsConfig::new().domain_name(host);
         if !t.skip_verify {
@@ -384,14 +382,11 @@ impl Globals {
             (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read(cert)?, read(key)?)),
             (None, None) => {}
             (cert, key) => {
-                return Err(CtlError::new(
-                    Exit::BadConnection,
-                    format!(
-                        "KeyFile and CertFile must both be present[key: {}, cert: {}]",
-                        key.as_deref().unwrap_or(""),
-                        cert.as_deref().unwrap_or("")
-                    ),
-                ))
+                return Err(CtlError::bad_args(format!(
+                    "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                    key.as_deref().unwrap_or(""),
+                    cert.as_deref().unwrap_or("")
+                )))
             }
         }
         Ok(config)
@@ -435,6 +430,16 @@ fn prompt_password() -> Result<String, CtlError> {
     }
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// A failed call, with the connection's own error when tonic reports only
+/// "transport error".
+fn transport_detail(status: tonic::Status) -> CtlError {
+    let mut error = CtlError::from(status.clone());
+    if let Some(source) = std::error::Error::source(&status) {
+        error.message = format!("{}: {}", error.message, error_chain(source));
+    }
+    error
 }
 
 pub fn deadline_exceeded() -> CtlError {

@@ -192,7 +192,7 @@ fn key_range(command: &str, args: &[Vec<u8>], prefix: bool, from_key: bool) -> R
     if let Some(end) = args.get(1) {
         if prefix || from_key {
             return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.",
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             ));
         }
         range_end = end.clone();
@@ -433,7 +433,7 @@ pub fn del_json(r: &DeleteRangeResponse) -> Json {
 
 /// The `fields` format's response header.
 pub fn fields_header(out: &mut Out<'_>, header: &Option<ResponseHeader>) -> Result<(), CtlError> {
-    let h = header.clone().unwrap_or_default();
+    let h = header.unwrap_or_default();
     out.line(&format!("\"ClusterID\" : {}", h.cluster_id))?;
     out.line(&format!("\"MemberID\" : {}", h.member_id))?;
     out.line(&format!("\"Revision\" : {}", h.revision))?;

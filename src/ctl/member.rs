@@ -182,11 +182,8 @@ async fn add(m: &ArgMatches, globals: &Globals, out: &mut Out<'_>) -> Result<(),
     let cluster_id = response.header.as_ref().map_or(0, |h| h.cluster_id);
     match out.format {
         Format::Simple => {
-            let role = if added.is_learner { " as learner " } else { " " };
-            out.line(&format!(
-                "Member {:16x} added{role}to cluster {cluster_id:16x}",
-                added.id
-            ))?;
+            // etcdctl 3.4.23 says "added to cluster" for learners too.
+            out.line(&format!("Member {:16x} added to cluster {cluster_id:16x}", added.id))?;
         }
         Format::Json => out.json(
             Object::new()

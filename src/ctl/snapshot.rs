@@ -98,7 +98,7 @@ async fn fetch(globals: &Globals, part: &str) -> Result<(), CtlError> {
         .truncate(true)
         .mode(0o600)
         .open(part)
-        .map_err(|e| CtlError::error(format!("could not open {part} ({})", os_error(&e))))?;
+        .map_err(|e| CtlError::error(format!("could not open {part} (open {part}: {})", os_error(&e))))?;
     let client = globals.connect().await?;
     let mut stream = client.maintenance().snapshot(SnapshotRequest {}).await?.into_inner();
     let started = Instant::now();

@@ -264,7 +264,7 @@ pub fn print(out: &mut Out<'_>, r: &WatchResponse) -> Result<(), CtlError> {
         }
         Format::Json => out.json(json(r))?,
         Format::Fields => {
-            fields_header(out, &Some(r.header.clone().unwrap_or_default()))?;
+            fields_header(out, &Some(r.header.unwrap_or_default()))?;
             for event in &r.events {
                 out.line(&format!("\"Type\" : {}", event_type(event.r#type)))?;
                 if let Some(prev) = &event.prev_kv {
@@ -296,7 +296,7 @@ fn json(r: &WatchResponse) -> Json {
             .build()
         })
         .collect();
-    let header = header(&Some(r.header.clone().unwrap_or_default())).expect("present");
+    let header = header(&Some(r.header.unwrap_or_default())).expect("present");
     Object::new()
         .field("Header", header.build())
         .field(
