@@ -68,11 +68,18 @@ The systemd unit (also known as \fBferrocd.service\fR once enabled).
 "#;
 
 fn programs() -> Vec<Program> {
-    vec![Program {
-        command: ferrocd::config::command(),
-        synopsis: Some(FERROCD_SYNOPSIS),
-        sections: FERROCD_SECTIONS,
-    }]
+    vec![
+        Program {
+            command: ferrocd::config::command(),
+            synopsis: Some(FERROCD_SYNOPSIS),
+            sections: FERROCD_SECTIONS,
+        },
+        Program {
+            command: ferrocd::ctl::command(),
+            synopsis: None,
+            sections: "",
+        },
+    ]
 }
 
 fn main() -> Result<()> {

@@ -42,9 +42,7 @@ fi
 
 cargo build --release --bins --example gen_docs
 release=$repo/target/release
-programs=(ferrocd)
-# ferrocdctl is built by the same `cargo build` once it exists in the tree.
-[ -x "$release/ferrocdctl" ] && programs+=(ferrocdctl)
+programs=(ferrocd ferrocdctl)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -127,7 +125,7 @@ rpmbuild -bb rpm/ferrocd.spec --quiet \
   --define "_rpmdir $work/rpms" \
   --define "ferrocd_version $version" \
   --define "ferrocd_stage $rpmroot" \
-  --define "with_ferrocdctl $([ -x "$release/ferrocdctl" ] && echo 1 || echo 0)" >/dev/null
+  --define "with_ferrocdctl 1" >/dev/null
 mv "$work"/rpms/x86_64/ferrocd-*.x86_64.rpm "$out/"
 
 ls -1 "$out"/ferrocd_"$version"_amd64.deb "$out"/ferrocd-"$version"-*.x86_64.rpm

@@ -16,6 +16,7 @@
 //! - [`storage`]: the narrow interface over sled.
 //! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
+//! - [`ctl`]: ferrocdctl, the etcdctl-compatible command-line client.
 //! - [`metrics`]: the Prometheus series, with etcd's names.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod ctl;
 pub mod metrics;
 pub mod mvcc;
 pub mod proto;

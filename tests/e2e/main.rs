@@ -2,6 +2,8 @@
 
 mod cluster;
 mod config_file;
+mod ctl;
+mod ctl_tls;
 mod durability;
 mod gateway;
 mod handoff;

@@ -304,3 +304,71 @@ fn force_new_cluster_recovers_a_lone_survivor_with_its_data() {
     assert_eq!(after["count"], 1);
     assert_eq!(ctl_ok(&first, &["put", "after", "recovery"]), "OK\n");
 }
+
+#[test]
+fn ferrocdctl_snapshot_save_and_restore_bring_back_every_key_at_its_revision() {
+    let source = Cluster::start(3);
+    let endpoint = source.members[0].endpoint();
+    for i in 0..30 {
+        ctl_ok(&endpoint, &["put", &format!("key{i}"), &format!("value{i}")]);
+    }
+    ctl_ok(&endpoint, &["del", "key3"]);
+    let before = ctl_ok(&endpoint, &["get", "", "--prefix", "-w", "json"]);
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.snap");
+    let ctl = env!("CARGO_BIN_EXE_ferrocdctl");
+    let saved = std::process::Command::new(ctl)
+        .args([
+            &format!("--endpoints={endpoint}"),
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+
+    let mut target = Cluster::prepare(crate::support::Flavor::Ferrocd, 1, &[]);
+    let member = &target.members[0];
+    let restored = std::process::Command::new(ctl)
+        .args([
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--name=m1",
+            &format!("--data-dir={}", member.data_dir.display()),
+            &format!("--initial-cluster=m1={}", member.spec.peer_url()),
+            "--initial-cluster-token=e2e-token",
+            &format!("--initial-advertise-peer-urls={}", member.spec.peer_url()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(String::from_utf8_lossy(&restored.stdout).contains("Restored snapshot"));
+    target.members[0].start();
+    target.wait_healthy();
+    let restored_endpoint = target.members[0].endpoint();
+    let after = ctl_ok(&restored_endpoint, &["get", "", "--prefix", "-w", "json"]);
+    let after: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(after["kvs"], before["kvs"]);
+    assert_eq!(after["header"]["revision"], before["header"]["revision"]);
+    assert_eq!(members(&restored_endpoint).len(), 1);
+    // A second restore into the same place is refused, as etcd refuses it.
+    let again = std::process::Command::new(ctl)
+        .args([
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            &format!("--data-dir={}", target.members[0].data_dir.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+}

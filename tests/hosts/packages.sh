@@ -70,8 +70,7 @@ bash packaging/build.sh --version "$next" --out "$HOSTS_WORK/next" >/dev/null
 deb_next=$HOSTS_WORK/next/ferrocd_${next}_amd64.deb
 [ -f "$deb_next" ] || fail "build.sh --version $next did not make $deb_next"
 ok "built the upgrade $(basename "$deb_next")"
-programs=(ferrocd)
-[ -x target/release/ferrocdctl ] && programs+=(ferrocdctl)
+programs=(ferrocd ferrocdctl)
 
 step "lint and inspect"
 lintian --fail-on error,warning --info "$deb" || fail "lintian"
