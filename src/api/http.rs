@@ -16,8 +16,7 @@ use axum::Router;
 
 use super::{Context, ETCD_CLUSTER_VERSION, ETCD_VERSION};
 use crate::metrics;
-use crate::proto::etcdserverpb::maintenance_server::Maintenance;
-use crate::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
+use crate::proto::etcdserverpb::AlarmType;
 
 /// How long `/health` waits for a quorum-confirmed read.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -78,8 +77,9 @@ impl Params {
 async fn health(context: Arc<Context>, uri: Uri) -> Response {
     let params = Params::parse(&uri);
     let alarms = active_alarms(&context).await;
-    let healthy = alarms.iter().all(|alarm| params.exclude.contains(alarm))
-        && context.replica.has_leader()
+    // As etcd: no leader is unhealthy at once, before any read.
+    let healthy = context.replica.has_leader()
+        && alarms.iter().all(|alarm| params.exclude.contains(alarm))
         && (params.serializable || linearizable_read(&context).await.is_ok());
     if healthy {
         metrics::HEALTH_SUCCESS.inc();
@@ -98,24 +98,18 @@ async fn linearizable_read(context: &Context) -> Result<(), String> {
     }
 }
 
-/// The names of the alarms raised in the cluster, asked of the Maintenance
-/// service (a version that serves no alarms has none).
+/// The names of the alarms raised in the cluster, as this member applied
+/// them (etcd reads its local alarm store, without a round trip).
 async fn active_alarms(context: &Arc<Context>) -> Vec<String> {
-    let service = super::maintenance::MaintenanceService::new(context.clone());
-    let request = tonic::Request::new(AlarmRequest {
-        action: AlarmAction::Get as i32,
-        ..Default::default()
-    });
-    match service.alarm(request).await {
-        Ok(response) => response
-            .into_inner()
-            .alarms
-            .iter()
-            .filter_map(|alarm| AlarmType::try_from(alarm.alarm).ok())
-            .map(|alarm| alarm.as_str_name().to_string())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    context
+        .applier
+        .read()
+        .alarms()
+        .list()
+        .iter()
+        .filter_map(|alarm| AlarmType::try_from(alarm.alarm).ok())
+        .map(|alarm| alarm.as_str_name().to_string())
+        .collect()
 }
 
 /// One named check of `/livez` or `/readyz` and why it failed.

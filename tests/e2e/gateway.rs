@@ -344,3 +344,44 @@ fn livez_and_readyz_follow_etcd_3_5() {
     assert_eq!((excluded.status, excluded.body.as_str()), (200, "ok"));
     assert_eq!(get("/livez").status, 200, "a member without a leader is still alive");
 }
+
+/// The probes with a NOSPACE alarm raised through the gateway (memberID as
+/// a string, as the JSON mapping has 64-bit integers), then disarmed.
+fn probes_with_nospace(flavor: Flavor) -> Vec<(u16, String)> {
+    let cluster = Cluster::start_with(flavor, 1, &[]);
+    let endpoint = cluster.members[0].endpoint();
+    let status = post(&endpoint, "/v3/maintenance/status", "{}");
+    let status: Value = serde_json::from_str(&status.body).unwrap();
+    let member = status["header"]["member_id"].as_str().unwrap().to_string();
+    let alarm = |action: &str| {
+        let body = format!(r#"{{"action":"{action}","memberID":"{member}","alarm":"NOSPACE"}}"#);
+        post(&endpoint, "/v3/maintenance/alarm", &body)
+    };
+    let get = |path: &str| {
+        let exchange = curl("GET", &format!("{endpoint}{path}"), None);
+        (exchange.status, exchange.body)
+    };
+    assert_eq!(alarm("ACTIVATE").status, 200);
+    // (/livez is etcd 3.5's; 3.4.23 has none to compare with.)
+    let mut probes = vec![get("/health"), get("/health?exclude=NOSPACE")];
+    let refused = post(&endpoint, "/v3/kv/put", r#"{"key":"YQ==","value":"Yg=="}"#);
+    probes.push((refused.status, refused.body));
+    assert_eq!(alarm("DEACTIVATE").status, 200);
+    probes.push(get("/health"));
+    probes
+}
+
+#[test]
+fn probes_and_writes_with_a_nospace_alarm_as_in_etcd() {
+    let ours = probes_with_nospace(Flavor::Ferrocd);
+    assert_eq!(ours[0], (503, "{\"health\":\"false\"}\n".to_string()));
+    assert_eq!(ours[1], (200, "{\"health\":\"true\"}".to_string()));
+    assert!(
+        ours[2].1.contains("etcdserver: mvcc: database space exceeded"),
+        "{ours:?}"
+    );
+    assert_eq!(ours[3], (200, "{\"health\":\"true\"}".to_string()));
+    if reference_etcd().is_some() {
+        assert_eq!(ours, probes_with_nospace(Flavor::Etcd));
+    }
+}
