@@ -16,6 +16,7 @@
 //! - [`storage`]: the narrow interface over sled.
 //! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
+//! - [`tls`]: rustls for the client and peer ports, and for dialling peers.
 //! - [`metrics`]: the Prometheus series, with etcd's names.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
@@ -32,3 +33,4 @@ pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod system;
+pub mod tls;

@@ -10,6 +10,7 @@
 //! - `build`: turning checked settings into a `Config`.
 //! - `check`: `ferrocd check-config`: every problem a start would meet, without starting.
 //! - `cluster`: `--initial-cluster` parsing and the checks before bootstrapping a member.
+//! - `tls`: the client and peer TLS settings and the checks on their files.
 //! - `go_syntax`: the Go parsing rules (integers, durations, URLs) etcd's flags inherit.
 
 mod build;
@@ -21,6 +22,7 @@ mod go_syntax;
 mod problem;
 mod resolve;
 mod settings;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -30,6 +32,7 @@ use std::time::Duration;
 use url::Url;
 
 use resolve::{resolve, Checked, Resolved};
+pub use tls::{check_key_file, check_readable, TlsConfig, TlsFiles, TlsVersion};
 
 /// The subcommand that checks the configuration instead of starting.
 const CHECK_COMMAND: &str = "check-config";
@@ -99,6 +102,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether stderr goes to systemd's journal (`JOURNAL_STREAM` is set).
     pub journal: bool,
+    /// Client and peer TLS.
+    pub tls: TlsConfig,
     /// Startup warnings for the operator, in the order they arose.
     pub warnings: Vec<String>,
 }
