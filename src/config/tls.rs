@@ -274,7 +274,7 @@ mod tests {
         };
         assert_eq!(
             problem.to_string(),
-            r#"unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)"#
+            r#"error: unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)"#
         );
     }
 }
