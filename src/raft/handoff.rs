@@ -139,11 +139,12 @@ async fn next_step(raft: &Raft, member_id: u64, followers: &[u64], deadline: Ins
             let replication = metrics.replication.as_ref()?;
             replication.get(id).copied().flatten().map(|log_id| log_id.index)
         };
-        if let Some(id) = followers.iter().find(|id| matched(id) == metrics.last_log_index) {
-            return Step::Ask(*id);
-        }
+        // Checked first: a caught-up follower that has stopped would be asked forever.
         if Instant::now() >= deadline {
             return Step::TimedOut;
+        }
+        if let Some(id) = followers.iter().find(|id| matched(id) == metrics.last_log_index) {
+            return Step::Ask(*id);
         }
         tokio::time::sleep(POLL).await;
     }
