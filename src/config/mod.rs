@@ -405,14 +405,14 @@ mod tests {
     fn warnings_for_env_and_flags_ferrocd_ignores() {
         let c = config(
             &["--cluster-active-size=3", "--data-dir=d"],
-            &[("ETCD_FOO", "bar"), ("ETCD_AUTO_TLS", "true")],
+            &[("ETCD_FOO", "bar"), ("ETCD_ENABLE_PPROF", "true")],
         );
         assert_eq!(
             c.warnings,
             [
                 "flag \"-cluster-active-size\" is no longer supported - ignoring.",
                 "unrecognized environment variable ETCD_FOO=bar",
-                "flag --auto-tls is accepted for compatibility but ferrocd does not act on it",
+                "flag --enable-pprof is accepted for compatibility but ferrocd does not act on it",
             ]
         );
     }
