@@ -477,3 +477,47 @@ fn key_files_others_can_read_or_none_can_are_refused_at_start_and_by_check_confi
         "{stderr}"
     );
 }
+
+#[test]
+fn auto_tls_serves_generated_certificates_to_clients_and_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| Node::new(dir.path(), &format!("m{i}"))).collect();
+    let initial_cluster = nodes
+        .iter()
+        .map(|n| format!("{}={}", n.name, n.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let flags = ["--auto-tls".to_string(), "--peer-auto-tls".to_string()];
+    for node in &mut nodes {
+        node.start(dir.path(), &initial_cluster, "new", &flags);
+    }
+    let insecure = [
+        "--insecure-skip-tls-verify".to_string(),
+        "--insecure-transport=false".to_string(),
+    ];
+    for node in &nodes {
+        wait_until(Duration::from_secs(30), "an auto TLS member to be healthy", || {
+            healthy(&node.client_url(), &insecure)
+        });
+    }
+    ctl_ok(&nodes[0].client_url(), &insecure, &["put", "auto", "tls"]);
+    assert_eq!(
+        ctl_ok(
+            &nodes[2].client_url(),
+            &insecure,
+            &["get", "auto", "--print-value-only"]
+        ),
+        "tls\n"
+    );
+    // The certificate is self-signed: a client that verifies it refuses it.
+    let verified = Command::new("curl")
+        .args(["-s", "--max-time", "5", &format!("{}/health", nodes[0].client_url())])
+        .output()
+        .unwrap();
+    assert!(!verified.status.success());
+    let unverified = Command::new("curl")
+        .args(["-sk", "--max-time", "5", &format!("{}/health", nodes[0].client_url())])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unverified.stdout).contains("\"health\":\"true\""));
+}
