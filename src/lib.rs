@@ -17,6 +17,7 @@
 //! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
 //! - [`ctl`]: ferrocdctl, the etcdctl-compatible command-line client.
+//! - [`tls`]: rustls for the client and peer ports, and for dialling peers.
 //! - [`metrics`]: the Prometheus series, with etcd's names.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
@@ -34,3 +35,4 @@ pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod system;
+pub mod tls;

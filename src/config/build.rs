@@ -8,7 +8,7 @@ use url::Url;
 
 use super::problem::{About, Problem};
 use super::settings::Settings;
-use super::{cluster, go_syntax, AutoCompaction, ClusterState, Config, ConfigError, LogFormat};
+use super::{cluster, go_syntax, tls, AutoCompaction, ClusterState, Config, ConfigError, LogFormat};
 
 /// Backend quota etcd uses when `--quota-backend-bytes` is 0.
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -37,12 +37,20 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
     )
     .map_err(about("auto-compaction-retention"))?;
     let user = Some(settings.text("user").to_string()).filter(|user| !user.is_empty());
+    let tls = tls::build(settings)?;
+    let listen_client_urls = urls("listen-client-urls")?;
+    let listen_peer_urls = urls("listen-peer-urls")?;
+    let listen_metrics_urls = urls("listen-metrics-urls")?;
+    let refused = tls::listener_problems(&tls, &listen_client_urls, &listen_metrics_urls, &listen_peer_urls);
+    if let Some(problem) = refused.into_iter().next() {
+        return Err(problem);
+    }
     Ok(Config {
         data_dir: data_dir(&name, settings.text("data-dir")),
-        listen_client_urls: urls("listen-client-urls")?,
+        listen_client_urls,
         advertise_client_urls: urls("advertise-client-urls")?,
-        listen_peer_urls: urls("listen-peer-urls")?,
-        listen_metrics_urls: urls("listen-metrics-urls")?,
+        listen_peer_urls,
+        listen_metrics_urls,
         metrics_extensive: settings.text("metrics") == "extensive",
         initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
         initial_cluster: initial_cluster
@@ -73,6 +81,7 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
             _ => LogFormat::Text,
         },
         journal,
+        tls,
         warnings: Vec::new(),
         name,
     })

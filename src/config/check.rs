@@ -16,7 +16,8 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Loaded {
         Ok(Resolved::Checked(checked)) => {
             let mut problems = checked.problems;
             if let Some(config) = &checked.config {
-                let mut bootstrap = bootstrap_problems(config);
+                let mut bootstrap = super::tls::file_problems(&config.tls);
+                bootstrap.extend(bootstrap_problems(config));
                 if let Some(file) = &checked.file {
                     locate(&mut bootstrap, file);
                 }

@@ -10,6 +10,7 @@
 //! - `build`: turning checked settings into a `Config`.
 //! - `check`: `ferrocd check-config`: every problem a start would meet, without starting.
 //! - `cluster`: `--initial-cluster` parsing and the checks before bootstrapping a member.
+//! - `tls`: the client and peer TLS settings and the checks on their files.
 //! - `go_syntax`: the Go parsing rules (integers, durations, URLs) etcd's flags inherit.
 
 mod build;
@@ -21,6 +22,7 @@ mod go_syntax;
 mod problem;
 mod resolve;
 mod settings;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -30,6 +32,7 @@ use std::time::Duration;
 use url::Url;
 
 use resolve::{resolve, Checked, Resolved};
+pub use tls::{check_key_file, check_readable, TlsConfig, TlsFiles, TlsVersion};
 
 /// The clap command of ferrocd's flags, which man pages and shell completions are made from.
 pub use flags::command;
@@ -102,6 +105,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether stderr goes to systemd's journal (`JOURNAL_STREAM` is set).
     pub journal: bool,
+    /// Client and peer TLS.
+    pub tls: TlsConfig,
     /// Startup warnings for the operator, in the order they arose.
     pub warnings: Vec<String>,
 }
@@ -403,14 +408,14 @@ mod tests {
     fn warnings_for_env_and_flags_ferrocd_ignores() {
         let c = config(
             &["--cluster-active-size=3", "--data-dir=d"],
-            &[("ETCD_FOO", "bar"), ("ETCD_AUTO_TLS", "true")],
+            &[("ETCD_FOO", "bar"), ("ETCD_ENABLE_PPROF", "true")],
         );
         assert_eq!(
             c.warnings,
             [
                 "flag \"-cluster-active-size\" is no longer supported - ignoring.",
                 "unrecognized environment variable ETCD_FOO=bar",
-                "flag --auto-tls is accepted for compatibility but ferrocd does not act on it",
+                "flag --enable-pprof is accepted for compatibility but ferrocd does not act on it",
             ]
         );
     }

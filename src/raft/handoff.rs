@@ -30,7 +30,7 @@ pub fn handing_over() -> bool {
 }
 
 /// Hands leadership to a caught-up follower when this member leads, waiting at most `limit`.
-pub async fn hand_off(raft: &Raft, member_id: u64, limit: Duration) {
+pub async fn hand_off(raft: &Raft, channels: &PeerChannels, member_id: u64, limit: Duration) {
     let metrics = raft.metrics().borrow().clone();
     if metrics.current_leader != Some(member_id) {
         return;
@@ -40,15 +40,21 @@ pub async fn hand_off(raft: &Raft, member_id: u64, limit: Duration) {
     if followers.is_empty() {
         return;
     }
-    if hand_over(raft, member_id, &followers, limit).await.is_none() {
+    if hand_over(raft, channels, member_id, &followers, limit).await.is_none() {
         tracing::warn!("no follower took over in time; stopping without handing over leadership");
     }
 }
 
 /// Moves leadership to `target` (etcd's MoveLeader), waiting at most `limit`; this member goes on
 /// as a follower. Returns whether `target` leads now.
-pub async fn transfer_leadership(raft: &Raft, member_id: u64, target: u64, limit: Duration) -> bool {
-    let led = hand_over(raft, member_id, &[target], limit).await;
+pub async fn transfer_leadership(
+    raft: &Raft,
+    channels: &PeerChannels,
+    member_id: u64,
+    target: u64,
+    limit: Duration,
+) -> bool {
+    let led = hand_over(raft, channels, member_id, &[target], limit).await;
     raft.runtime_config().heartbeat(true);
     raft.runtime_config().elect(true);
     HANDING_OVER.store(false, Ordering::Relaxed);
@@ -57,11 +63,17 @@ pub async fn transfer_leadership(raft: &Raft, member_id: u64, target: u64, limit
 
 /// Asks the first of `candidates` whose log has caught up to stand for election until another member
 /// leads or `limit` passes; returns the new leader.
-async fn hand_over(raft: &Raft, member_id: u64, candidates: &[u64], limit: Duration) -> Option<u64> {
+async fn hand_over(
+    raft: &Raft,
+    channels: &PeerChannels,
+    member_id: u64,
+    candidates: &[u64],
+    limit: Duration,
+) -> Option<u64> {
     let membership = raft.metrics().borrow().membership_config.membership().clone();
     HANDING_OVER.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + limit;
-    let channels = PeerChannels::default();
+    let channels = channels.fresh();
     let mut asked = None;
     loop {
         if Instant::now() >= deadline {
@@ -132,11 +144,12 @@ async fn next_step(raft: &Raft, member_id: u64, followers: &[u64], deadline: Ins
             let replication = metrics.replication.as_ref()?;
             replication.get(id).copied().flatten().map(|log_id| log_id.index)
         };
-        if let Some(id) = followers.iter().find(|id| matched(id) == metrics.last_log_index) {
-            return Step::Ask(*id);
-        }
+        // Checked first: a caught-up follower that has stopped would be asked forever.
         if Instant::now() >= deadline {
             return Step::TimedOut;
+        }
+        if let Some(id) = followers.iter().find(|id| matched(id) == metrics.last_log_index) {
+            return Step::Ask(*id);
         }
         tokio::time::sleep(POLL).await;
     }

@@ -26,7 +26,7 @@ pub use handoff::{hand_off, transfer_leadership};
 pub use lease_clock::{LeaseClock, LeaseQuery};
 pub use log_store::LogStore;
 pub use membership::{counts_as_voter, promote_caught_up, ClusterInfo, MembershipChange, ReconfigError, Reconfigured};
-pub use network::{cluster_info, REMOVED_MESSAGE};
+pub use network::REMOVED_MESSAGE;
 pub use network::{PeerChannels, PeerNetwork, MAX_PEER_MESSAGE};
 pub use peer_service::PeerService;
 pub use replica::{ProposeError, Replica, ReplicaOptions};

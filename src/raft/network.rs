@@ -1,6 +1,8 @@
 //! The client side of member-to-member traffic: one lazily connected gRPC
 //! channel per peer, used by openraft's replication and by request
-//! forwarding. Payloads are bincode-encoded openraft messages.
+//! forwarding. Payloads are bincode-encoded openraft messages. Every peer
+//! channel is made here, dialled by the member's [`PeerConnector`] (plain or
+//! TLS by the URL's scheme).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::{PeerNode, TypeConfig};
 use crate::proto::peer::peer_client::PeerClient;
 use crate::proto::peer::Blob;
+use crate::tls::PeerConnector;
 
 /// Largest message a peer accepts or sends (a snapshot chunk or a batch of
 /// entries); well above `--max-request-bytes` times openraft's batch size.
@@ -35,22 +38,27 @@ pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from 
 /// changes. Also records when each peer last answered, and whether a peer
 /// told this member it was removed from the cluster.
 pub struct PeerChannels {
+    connector: PeerConnector,
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     last_answer: Mutex<HashMap<u64, Instant>>,
     removed: watch::Sender<bool>,
 }
 
-impl Default for PeerChannels {
-    fn default() -> Self {
+impl PeerChannels {
+    pub fn new(connector: PeerConnector) -> Self {
         PeerChannels {
+            connector,
             channels: Mutex::default(),
             last_answer: Mutex::default(),
             removed: watch::channel(false).0,
         }
     }
-}
 
-impl PeerChannels {
+    /// New channels with the same TLS settings, none connected yet.
+    pub fn fresh(&self) -> PeerChannels {
+        PeerChannels::new(self.connector.clone())
+    }
+
     /// Notes that `member_id` answered a Raft message just now.
     fn answered(&self, member_id: u64) {
         self.last_answer.lock().insert(member_id, Instant::now());
@@ -81,37 +89,48 @@ impl PeerChannels {
         let channel = match channels.get(&member_id) {
             Some((known, channel)) if *known == url => channel.clone(),
             _ => {
-                let channel = channel(&url)?;
+                let channel = self.channel(&url)?;
                 channels.insert(member_id, (url, channel.clone()));
                 channel
             }
         };
         Ok(peer_client(channel))
     }
+
+    fn channel(&self, url: &str) -> Result<Channel, String> {
+        Ok(Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("bad peer URL {url}: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_with_connector_lazy(self.connector.clone()))
+    }
+
+    /// Asks the member at a peer URL how it sees the cluster.
+    pub async fn cluster_info(&self, url: &str) -> Result<super::ClusterInfo, String> {
+        let mut client = peer_client(self.channel(url)?);
+        let reply = client.membership(encode(&())).await.map_err(|e| status_text(&e))?;
+        decode(reply.get_ref()).map_err(|e| e.to_string())
+    }
 }
 
-fn channel(url: &str) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
+/// A failed call's message, with the transport error under it (a refused TLS handshake says
+/// why only there).
+fn status_text(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn peer_client(channel: Channel) -> PeerClient<Channel> {
     PeerClient::new(channel)
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE)
-}
-
-/// Asks the member at a peer URL how it sees the cluster.
-pub async fn cluster_info(url: &str) -> Result<super::ClusterInfo, String> {
-    let mut client = peer_client(channel(url)?);
-    let reply = client
-        .membership(encode(&()))
-        .await
-        .map_err(|e| e.message().to_string())?;
-    decode(reply.get_ref()).map_err(|e| e.to_string())
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Blob {

@@ -4,8 +4,8 @@
 //! `endpoint hashkv`, `defrag`, ...) with the endpoint as given, so with
 //! `--endpoints=http://host:2379` the `:authority` it sends is
 //! `http://host:2379`. Go's server accepts that; Rust's `h2` refuses the
-//! request as malformed. This reader sits between the socket and the HTTP
-//! server: on HTTP/2 connections it re-encodes every header block, with such
+//! request as malformed. This reader sits between the socket (or the TLS
+//! stream over it) and the HTTP server: on HTTP/2 connections it re-encodes every header block, with such
 //! an authority reduced to `host:port`; HTTP/1 connections pass untouched.
 //!
 //! Header blocks are HPACK-compressed against state shared with the peer, so
@@ -18,8 +18,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER_LEN: usize = 9;
@@ -48,8 +47,9 @@ struct PendingBlock {
     fragment: Vec<u8>,
 }
 
-pub struct AuthorityFix {
-    inner: TcpStream,
+/// The fixing reader over a connection `S`: a TCP stream, or a TLS stream over one.
+pub struct AuthorityFix<S> {
+    inner: S,
     mode: Mode,
     /// Bytes read from the socket, not yet processed.
     input: BytesMut,
@@ -60,8 +60,8 @@ pub struct AuthorityFix {
     encoder: fluke_hpack::Encoder<'static>,
 }
 
-impl AuthorityFix {
-    pub fn new(inner: TcpStream) -> Self {
+impl<S> AuthorityFix<S> {
+    pub fn new(inner: S) -> Self {
         AuthorityFix {
             inner,
             mode: Mode::Sniffing,
@@ -219,7 +219,7 @@ fn write_block(out: &mut BytesMut, block: &PendingBlock, encoded: &[u8]) {
     }
 }
 
-impl AsyncRead for AuthorityFix {
+impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
@@ -253,7 +253,7 @@ impl AsyncRead for AuthorityFix {
     }
 }
 
-impl AsyncWrite for AuthorityFix {
+impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
@@ -279,10 +279,10 @@ impl AsyncWrite for AuthorityFix {
     }
 }
 
-impl Connected for AuthorityFix {
-    type ConnectInfo = TcpConnectInfo;
+impl<S: Connected> Connected for AuthorityFix<S> {
+    type ConnectInfo = S::ConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
+    fn connect_info(&self) -> S::ConnectInfo {
         self.inner.connect_info()
     }
 }

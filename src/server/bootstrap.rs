@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterState, Config};
-use crate::raft::{cluster_info, ids, ClusterInfo, PeerNode};
+use crate::raft::{ids, ClusterInfo, PeerChannels, PeerNode};
 use crate::storage::Backend;
 
 const IDENTITY: &[u8] = b"identity";
@@ -76,14 +76,18 @@ pub fn url_string(url: &url::Url) -> String {
 /// it (new cluster) or asks the running members (`existing`), and stores it.
 /// `--initial-*` are ignored when the data dir has one.
 /// The flag is true when the identity was created now.
-pub async fn resolve(config: &Config, backend: &Backend) -> Result<(Identity, bool), BootstrapError> {
+pub async fn resolve(
+    config: &Config,
+    backend: &Backend,
+    channels: &PeerChannels,
+) -> Result<(Identity, bool), BootstrapError> {
     let meta = backend.keyspace("raft_meta")?;
     if let Some(bytes) = meta.get(IDENTITY)? {
         let identity = bincode::deserialize(&bytes).map_err(|e| BootstrapError::Corrupt(e.to_string()))?;
         return Ok((identity, false));
     }
     let identity = if config.initial_cluster_state == ClusterState::Existing {
-        join(config).await?
+        join(config, channels).await?
     } else {
         derive_new(config)?
     };
@@ -145,9 +149,9 @@ fn own_peer_urls(config: &Config) -> Vec<String> {
 
 /// Asks every URL at once how its member sees the cluster; what answered
 /// within `PEER_ANSWER_TIMEOUT`.
-async fn ask(urls: Vec<String>) -> Vec<(String, Result<ClusterInfo, String>)> {
+async fn ask(channels: &PeerChannels, urls: Vec<String>) -> Vec<(String, Result<ClusterInfo, String>)> {
     let questions = urls.into_iter().map(|url| async move {
-        let answer = tokio::time::timeout(PEER_ANSWER_TIMEOUT, cluster_info(&url))
+        let answer = tokio::time::timeout(PEER_ANSWER_TIMEOUT, channels.cluster_info(&url))
             .await
             .unwrap_or_else(|_| Err("timed out".to_string()));
         (url, answer)
@@ -161,7 +165,7 @@ const JOIN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Joins a running cluster: finds the ID that `member add` gave this
 /// member's peer URLs.
-async fn join(config: &Config) -> Result<Identity, BootstrapError> {
+async fn join(config: &Config, channels: &PeerChannels) -> Result<Identity, BootstrapError> {
     let own = own_peer_urls(config);
     let peers: Vec<String> = config
         .initial_cluster
@@ -171,7 +175,7 @@ async fn join(config: &Config) -> Result<Identity, BootstrapError> {
         .collect();
     let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
     let info = loop {
-        let answers = ask(peers.clone()).await;
+        let answers = ask(channels, peers.clone()).await;
         let failures: Vec<String> = answers
             .iter()
             .filter_map(|(url, answer)| answer.as_ref().err().map(|e| format!("{url}: {e}")))
@@ -215,6 +219,7 @@ pub async fn verify_with_peers(
     config: &Config,
     identity: &Identity,
     known_peers: Vec<String>,
+    channels: &PeerChannels,
 ) -> Result<(), BootstrapError> {
     let own = own_peer_urls(config);
     let mut urls: Vec<String> = config.initial_cluster.iter().map(|(_, url)| url_string(url)).collect();
@@ -223,7 +228,7 @@ pub async fn verify_with_peers(
     urls.dedup();
     urls.retain(|url| !own.contains(url));
     let dir = config.data_dir.display().to_string();
-    for (peer, answer) in ask(urls).await {
+    for (peer, answer) in ask(channels, urls).await {
         let Ok(info) = answer else { continue };
         if info.cluster_id != identity.cluster_id {
             return Err(BootstrapError::WrongCluster {

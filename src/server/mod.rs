@@ -30,6 +30,7 @@ use crate::raft::{
 };
 use crate::storage::Backend;
 use crate::system::notify::Notifier;
+use crate::tls::Tls;
 
 /// Log entries kept after a snapshot so slow followers can catch up from the
 /// log (etcd's SnapshotCatchUpEntries).
@@ -39,8 +40,12 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs a member until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let tls = Arc::new(Tls::load(&config)?);
+    let hangups = crate::system::signals::hangups().context("cannot install the SIGHUP handler")?;
+    let reloads = tokio::spawn(reload_on_hangup(tls.clone(), hangups));
+    let channels = Arc::new(PeerChannels::new(tls.peer_connector.clone()));
     let backend = open_data_dir(&config.data_dir)?;
-    let (identity, fresh) = bootstrap::resolve(&config, &backend).await?;
+    let (identity, fresh) = bootstrap::resolve(&config, &backend, &channels).await?;
     tracing::info!(
         member_id = %format!("{:x}", identity.member_id),
         cluster_id = %format!("{:x}", identity.cluster_id),
@@ -50,7 +55,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
 
     let raft_config = raft_config(&config)?;
-    let channels = Arc::new(PeerChannels::default());
     let log_store = LogStore::open(&backend)?;
     if config.force_new_cluster && !fresh {
         let node = PeerNode {
@@ -87,7 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .nodes()
             .flat_map(|(_, node)| node.peer_urls.clone())
             .collect();
-        if let Err(e) = bootstrap::verify_with_peers(&config, &identity, known_peers).await {
+        if let Err(e) = bootstrap::verify_with_peers(&config, &identity, known_peers, &channels).await {
             let _ = raft.shutdown().await;
             return Err(e.into());
         }
@@ -142,13 +146,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let peers = listeners::serve_peers(
         &config.listen_peer_urls,
         PeerService::new(replica.clone(), leases, identity.cluster_id),
+        tls.peer.clone(),
         peers_stop,
     )
     .await?;
     // As etcd: client requests are served only once this member's
     // attributes are committed, so MemberList always shows a serving member.
     let client_urls = config.advertise_client_urls.iter().map(url_string).collect();
-    let removed = removal(raft.clone(), identity.member_id, channels);
+    let removed = removal(raft.clone(), identity.member_id, channels.clone());
     tokio::pin!(removed);
     let shutdown = {
         async move {
@@ -166,8 +171,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tokio::pin!(shutdown);
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
-            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), stop_rx.clone()).await?;
-            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), stop_rx).await?);
+            let client_tls = tls.client.clone();
+            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), client_tls.clone(), stop_rx.clone()).await?;
+            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), client_tls, stop_rx).await?);
             notifier.ready();
             Some(clients)
         }
@@ -184,6 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     lease_expiry.abort();
     promoter.abort();
     leader_metrics.abort();
+    reloads.abort();
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
         .await
@@ -194,7 +201,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!("client listeners stopped");
     // A leader that removed itself hands over too: the others need not wait
     // for an election timeout.
-    crate::raft::hand_off(&raft, identity.member_id, 3 * config.election_timeout).await;
+    crate::raft::hand_off(&raft, &channels, identity.member_id, 3 * config.election_timeout).await;
     raft.shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
@@ -211,6 +218,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "data flushed; member stopped"
     );
     Ok(())
+}
+
+/// Reloads the TLS certificates on every SIGHUP (certificate rotation).
+async fn reload_on_hangup(tls: Arc<Tls>, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        let errors = tls.reload();
+        if errors.is_empty() {
+            tracing::info!("SIGHUP: TLS certificates reloaded");
+        }
+        for error in errors {
+            tracing::error!(error = %error, "SIGHUP: cannot reload TLS certificates; keeping the current ones");
+        }
+    }
 }
 
 /// Resolves once this member is no longer part of the cluster: a peer said

@@ -1,6 +1,7 @@
-//! Shutdown on SIGTERM or SIGINT; a second signal exits at once.
+//! Shutdown on SIGTERM or SIGINT; a second signal exits at once. SIGHUP reloads the TLS
+//! certificates (its default action, ending the process, is replaced).
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Resolves on the first SIGTERM or SIGINT. After it, another one ends the
 /// process immediately, for an operator who does not want to wait.
@@ -24,4 +25,10 @@ pub async fn shutdown() {
         tracing::warn!("second signal: exiting without a clean shutdown");
         std::process::exit(1);
     });
+}
+
+/// Every SIGHUP from now on; without a handler (which cannot be installed) SIGHUP would end the
+/// process, so that is an error.
+pub fn hangups() -> std::io::Result<Signal> {
+    signal(SignalKind::hangup())
 }

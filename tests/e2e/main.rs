@@ -18,5 +18,6 @@ mod privilege;
 mod process;
 mod support;
 mod systemd;
+mod tls;
 mod watch_failover;
 mod watch_lease;
