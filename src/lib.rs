@@ -14,7 +14,9 @@
 //! - [`mvcc`]: revisions, the key index and compaction; knows nothing of
 //!   gRPC or Raft.
 //! - [`storage`]: the narrow interface over sled.
+//! - [`snapshot`]: the snapshot file format (save, status, restore).
 //! - [`system`]: process concerns: signals.
+//! - [`metrics`]: the Prometheus series, with etcd's names.
 //! - [`proto`]: generated protobuf and gRPC code.
 //!
 //! Dependencies point one way: `api` -> `raft` -> `apply` -> `mvcc` -> `storage`.
@@ -22,9 +24,11 @@
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod metrics;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod system;

@@ -85,6 +85,7 @@ impl Backend {
     }
 
     fn record_flush(&self, took: Duration) {
+        crate::metrics::WAL_FSYNC.observe(took.as_secs_f64());
         self.stats.count.fetch_add(1, Ordering::Relaxed);
         self.stats
             .total_micros

@@ -1,16 +1,18 @@
-//! etcd's Cluster service. MemberList is served from the Raft membership and
-//! the attributes members published; membership changes are not served yet.
+//! etcd's Cluster service: the member list, served from the Raft membership
+//! and the attributes members published, and membership changes, run by the
+//! leader with etcd's checks (see `raft::membership`).
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Context;
+use super::{Context, EtcdError};
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
     MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
+use crate::raft::{counts_as_voter, MembershipChange};
 
 pub struct ClusterService {
     context: Arc<Context>,
@@ -20,45 +22,109 @@ impl ClusterService {
     pub fn new(context: Arc<Context>) -> Self {
         ClusterService { context }
     }
-
-    fn members(&self) -> Vec<Member> {
-        let metrics = self.context.replica.raft().metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        let voters: Vec<u64> = membership.voter_ids().collect();
-        let applier = self.context.applier.read();
-        membership
-            .nodes()
-            .map(|(id, node)| {
-                let published = applier.members().get(*id);
-                Member {
-                    id: *id,
-                    name: published.map_or_else(|| node.name.clone(), |p| p.name.clone()),
-                    peer_ur_ls: node.peer_urls.clone(),
-                    client_ur_ls: published.map(|p| p.client_urls.clone()).unwrap_or_default(),
-                    is_learner: !voters.contains(id),
-                }
-            })
-            .collect()
-    }
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("etcdserver: {what} is not supported by this ferrocd version"))
+/// Every member as etcd lists it: a member added but not started yet has no
+/// name and no client URLs.
+pub fn members(context: &Context) -> Vec<Member> {
+    let metrics = context.replica.raft().metrics();
+    let metrics = metrics.borrow();
+    let membership = metrics.membership_config.membership();
+    let applier = context.applier.read();
+    membership
+        .nodes()
+        .map(|(id, node)| {
+            let published = applier.members().get(*id);
+            Member {
+                id: *id,
+                name: published.map_or_else(|| node.name.clone(), |p| p.name.clone()),
+                peer_ur_ls: node.peer_urls.clone(),
+                client_ur_ls: published.map(|p| p.client_urls.clone()).unwrap_or_default(),
+                is_learner: !counts_as_voter(membership, *id),
+            }
+        })
+        .collect()
+}
+
+/// etcd's rules for member URLs: http or https, `host:port`, no path.
+fn peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
+    if urls.is_empty() {
+        return Err(EtcdError::MemberBadUrls.into());
+    }
+    urls.iter()
+        .map(|raw| {
+            let url = url::Url::parse(raw).map_err(|_| EtcdError::MemberBadUrls)?;
+            let valid = matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.port().is_some()
+                && matches!(url.path(), "" | "/")
+                && url.query().is_none();
+            if !valid {
+                return Err(EtcdError::MemberBadUrls.into());
+            }
+            Ok(crate::server::url_string(&url))
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        Err(not_yet("member add"))
+    async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        let request = request.into_inner();
+        let peer_urls = peer_urls(&request.peer_ur_ls)?;
+        let change = MembershipChange::Add {
+            peer_urls: peer_urls.clone(),
+            learner: request.is_learner,
+        };
+        let done = self.context.replica.reconfigure(change).await?;
+        let mut response = MemberAddResponse {
+            header: None,
+            member: Some(Member {
+                id: done.id,
+                peer_ur_ls: peer_urls,
+                is_learner: request.is_learner,
+                ..Default::default()
+            }),
+            members: members(&self.context),
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 
-    async fn member_remove(&self, _: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(not_yet("member remove"))
+    async fn member_remove(
+        &self,
+        request: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let id = request.get_ref().id;
+        self.context
+            .replica
+            .reconfigure(MembershipChange::Remove { id })
+            .await?;
+        let mut response = MemberRemoveResponse {
+            header: None,
+            members: members(&self.context),
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 
-    async fn member_update(&self, _: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(not_yet("member update"))
+    async fn member_update(
+        &self,
+        request: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let request = request.into_inner();
+        let peer_urls = peer_urls(&request.peer_ur_ls)?;
+        let change = MembershipChange::Update {
+            id: request.id,
+            peer_urls,
+        };
+        self.context.replica.reconfigure(change).await?;
+        let mut response = MemberUpdateResponse {
+            header: None,
+            members: members(&self.context),
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 
     async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -67,7 +133,7 @@ impl Cluster for ClusterService {
         }
         let mut response = MemberListResponse {
             header: None,
-            members: self.members(),
+            members: members(&self.context),
         };
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
@@ -75,8 +141,18 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(not_yet("member promote"))
+        let id = request.get_ref().id;
+        self.context
+            .replica
+            .reconfigure(MembershipChange::Promote { id })
+            .await?;
+        let mut response = MemberPromoteResponse {
+            header: None,
+            members: members(&self.context),
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 }

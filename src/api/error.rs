@@ -5,7 +5,7 @@ use tonic::{Code, Status};
 
 use crate::apply::ApplyError;
 use crate::mvcc::MvccError;
-use crate::raft::ProposeError;
+use crate::raft::{ProposeError, ReconfigError};
 
 /// Every error a client can get from the v3 API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,18 @@ pub enum EtcdError {
     Stopped,
     Timeout,
     TimeoutDueToConnectionLost,
+    MemberExists,
+    PeerUrlExists,
+    NotEnoughStartedMembers,
+    MemberBadUrls,
+    MemberNotFound,
+    MemberNotLearner,
+    LearnerNotReady,
+    TooManyLearners,
+    Unhealthy,
+    NoSpace,
+    NotLeader,
+    BadLeaderTransferee,
     /// Anything else, with its own text.
     Internal(String),
 }
@@ -66,6 +78,30 @@ impl EtcdError {
                 Code::Unavailable,
                 "etcdserver: request timed out, possibly due to connection lost",
             ),
+            MemberExists => (Code::FailedPrecondition, "etcdserver: member ID already exist"),
+            PeerUrlExists => (Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
+            NotEnoughStartedMembers => (
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            MemberBadUrls => (Code::InvalidArgument, "etcdserver: given member URLs are invalid"),
+            MemberNotFound => (Code::NotFound, "etcdserver: member not found"),
+            MemberNotLearner => (
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            ),
+            LearnerNotReady => (
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            TooManyLearners => (
+                Code::FailedPrecondition,
+                "etcdserver: too many learner members in cluster",
+            ),
+            Unhealthy => (Code::Unavailable, "etcdserver: unhealthy cluster"),
+            NoSpace => (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+            NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
+            BadLeaderTransferee => (Code::FailedPrecondition, "etcdserver: bad leader transferee"),
             Internal(message) => (Code::Unknown, message),
         }
     }
@@ -103,6 +139,7 @@ impl From<ApplyError> for EtcdError {
             ApplyError::LeaseNotFound => EtcdError::LeaseNotFound,
             ApplyError::LeaseExists => EtcdError::LeaseExists,
             ApplyError::Undecodable => EtcdError::Internal("etcdserver: undecodable request".into()),
+            ApplyError::NoSpace => EtcdError::NoSpace,
         }
     }
 }
@@ -121,6 +158,22 @@ impl From<ProposeError> for EtcdError {
     }
 }
 
+impl From<ReconfigError> for EtcdError {
+    fn from(e: ReconfigError) -> Self {
+        match e {
+            ReconfigError::MemberExists => EtcdError::MemberExists,
+            ReconfigError::PeerUrlExists => EtcdError::PeerUrlExists,
+            ReconfigError::NotEnoughStarted => EtcdError::NotEnoughStartedMembers,
+            ReconfigError::MemberNotFound => EtcdError::MemberNotFound,
+            ReconfigError::MemberNotLearner => EtcdError::MemberNotLearner,
+            ReconfigError::LearnerNotReady => EtcdError::LearnerNotReady,
+            ReconfigError::TooManyLearners => EtcdError::TooManyLearners,
+            ReconfigError::Unhealthy => EtcdError::Unhealthy,
+            ReconfigError::Propose(e) => e.into(),
+        }
+    }
+}
+
 macro_rules! status_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Status {
@@ -130,7 +183,7 @@ macro_rules! status_from {
         }
     )*};
 }
-status_from!(MvccError, ApplyError, ProposeError);
+status_from!(MvccError, ApplyError, ProposeError, ReconfigError);
 
 #[cfg(test)]
 mod tests {

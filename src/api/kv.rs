@@ -6,7 +6,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::{validate, Context};
-use crate::apply::Command;
+use crate::apply::{is_read_only, Command};
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{
     request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
@@ -21,15 +21,6 @@ impl KvService {
     pub fn new(context: Arc<Context>) -> Self {
         KvService { context }
     }
-}
-
-/// A transaction with no write in either branch, at any depth.
-fn is_read_only(r: &TxnRequest) -> bool {
-    r.success.iter().chain(&r.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(inner)) => is_read_only(inner),
-        _ => false,
-    })
 }
 
 /// etcd serves a read-only txn without a read index only when every op is a
@@ -57,6 +48,9 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let request = request.into_inner();
         validate::put(&request)?;
+        self.context
+            .check_quota(request.key.len() + request.value.len())
+            .await?;
         let mut response: PutResponse = self.context.propose(Command::Put(request.encode_to_vec())).await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
@@ -85,7 +79,9 @@ impl Kv for KvService {
             }
             self.context.applier.write().txn_read_only(&request)?
         } else {
-            self.context.propose(Command::Txn(request.encode_to_vec())).await?
+            let body = request.encode_to_vec();
+            self.context.check_quota(body.len()).await?;
+            self.context.propose(Command::Txn(body)).await?
         };
         self.context.fill(&mut response.header);
         Ok(Response::new(response))

@@ -67,6 +67,7 @@ impl Lease for LeaseService {
         }
         let ttl = request.ttl.max(self.context.min_lease_ttl);
         let id = if request.id == 0 { self.ids.next() } else { request.id };
+        self.context.check_quota(0).await?;
         let mut response: LeaseGrantResponse = self.context.propose(Command::LeaseGrant { id, ttl }).await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))

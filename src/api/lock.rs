@@ -25,7 +25,11 @@ impl Lock for LockService {
         let request = request.into_inner();
         let prefix = [request.name.as_slice(), b"/"].concat();
         let key = ownership_key(&request.name, request.lease);
-        let (kv, _) = create_key(&self.context, &key, b"", request.lease).await?;
+        // etcd's lock server passes its client's errors on as plain errors,
+        // which gRPC reports as Unknown with the same text.
+        let (kv, _) = create_key(&self.context, &key, b"", request.lease)
+            .await
+            .map_err(|status| Status::unknown(status.message()))?;
         let mut guard = AbandonGuard {
             context: self.context.clone(),
             key: Some(key.clone()),

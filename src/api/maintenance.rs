@@ -1,19 +1,34 @@
-//! etcd's Maintenance service. Status is served; the other calls (alarms,
-//! defragment, hashes, snapshots, leader transfer) are not served yet.
+//! etcd's Maintenance service: status, alarms, defragmentation, hashes,
+//! snapshots and leader transfer.
+//!
+//! Sizes and defragmentation on sled: the database size is sled's files on
+//! disk (Raft log included); the size in use is the live key-value data,
+//! which compaction reduces and which `--quota-backend-bytes` limits. sled
+//! has no free-page list to compact (bbolt's defragmentation): it rewrites
+//! sparse segments itself as it writes, so Defragment persists everything (a
+//! flush) and reports; the files shrink as sled reuses and cleans segments.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Context, ETCD_VERSION};
+use super::{Context, EtcdError, ETCD_VERSION};
+use crate::apply::Command;
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
-    SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, ResponseHeader,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use crate::raft::counts_as_voter;
+use crate::snapshot;
+
+/// Bytes per Snapshot message (etcd sends 32 KiB chunks).
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
 pub struct MaintenanceService {
     context: Arc<Context>,
@@ -25,11 +40,13 @@ impl MaintenanceService {
     }
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("etcdserver: {what} is not supported by this ferrocd version"))
-}
-
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+/// An alarm as etcd prints it in Status errors (Go's text form of AlarmMember).
+fn alarm_text(member_id: u64, alarm: i32) -> String {
+    let name = AlarmType::try_from(alarm).map_or("NONE", |a| a.as_str_name());
+    format!("memberID:{member_id} alarm:{name} ")
+}
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
@@ -39,16 +56,25 @@ impl Maintenance for MaintenanceService {
         let (leader, raft_index, raft_term, applied, is_learner) = {
             let m = metrics.borrow();
             let membership = m.membership_config.membership();
-            let is_learner = !membership.voter_ids().any(|id| id == replica.member_id());
             (
                 m.current_leader.unwrap_or(0),
                 m.last_log_index.unwrap_or(0),
                 m.current_term,
                 m.last_applied.map_or(0, |id| id.index),
-                is_learner,
+                !counts_as_voter(membership, replica.member_id()),
             )
         };
         let db_size = self.context.backend.size_on_disk() as i64;
+        let (revision, errors, in_use) = {
+            let applier = self.context.applier.read();
+            let errors = applier
+                .alarms()
+                .list()
+                .iter()
+                .map(|a| alarm_text(a.member_id, a.alarm))
+                .collect();
+            (applier.store().revision(), errors, applier.store().size_in_use() as i64)
+        };
         let mut response = StatusResponse {
             header: Some(Default::default()),
             version: ETCD_VERSION.to_string(),
@@ -57,42 +83,144 @@ impl Maintenance for MaintenanceService {
             raft_index,
             raft_term,
             raft_applied_index: applied,
-            // sled does not report its free pages; its file is what is in use.
-            db_size_in_use: db_size,
+            errors,
+            db_size_in_use: in_use,
             is_learner,
             ..Default::default()
         };
         if let Some(header) = response.header.as_mut() {
-            header.revision = self.context.applier.read().store().revision();
+            header.revision = revision;
         }
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
     }
 
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Err(not_yet("alarm"))
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let request = request.into_inner();
+        let mut response: AlarmResponse = if request.action == AlarmAction::Get as i32 {
+            self.context.replica.linearize().await?;
+            AlarmResponse {
+                header: self.context.header_now(),
+                alarms: self.context.applier.read().alarms().list(),
+            }
+        } else {
+            let command = Command::Alarm {
+                action: request.action,
+                member_id: request.member_id,
+                alarm: request.alarm,
+            };
+            self.context.propose(command).await?
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 
     async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_yet("defragment"))
+        let before = self.context.backend.size_on_disk();
+        self.context
+            .backend
+            .flush()
+            .await
+            .map_err(|e| EtcdError::Internal(format!("etcdserver: {e}")))?;
+        let after = self.context.backend.size_on_disk();
+        tracing::info!(before, after, "defragmented (flushed) the backend");
+        Ok(Response::new(DefragmentResponse {
+            header: self.context.header_now(),
+        }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(not_yet("hash"))
+        let (hash, revision) = {
+            let applier = self.context.applier.read();
+            (applier.hash()?, applier.store().revision())
+        };
+        let mut header = Some(ResponseHeader {
+            revision,
+            ..Default::default()
+        });
+        self.context.fill(&mut header);
+        Ok(Response::new(HashResponse { header, hash }))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(not_yet("hashkv"))
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let revision = request.get_ref().revision;
+        let (hash, compact_revision, current) = {
+            let applier = self.context.applier.read();
+            let store = applier.store();
+            (store.hash_kv(revision)?, store.compact_revision(), store.revision())
+        };
+        let mut response = HashKvResponse {
+            header: Some(ResponseHeader {
+                revision: current,
+                ..Default::default()
+            }),
+            hash,
+            compact_revision: compact_revision.max(0),
+            ..Default::default()
+        };
+        self.context.fill(&mut response.header);
+        Ok(Response::new(response))
     }
 
     type SnapshotStream = SnapshotStream;
 
     async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
-        Err(not_yet("snapshot"))
+        let contents = {
+            let applier = self.context.applier.read();
+            snapshot::Contents {
+                revision: applier.store().revision(),
+                records: applier.records()?,
+            }
+        };
+        let header = self.context.header_now();
+        let file = tokio::task::spawn_blocking(move || snapshot::encode(&contents))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(bytes = file.len(), "sending a snapshot");
+        let total = file.len();
+        let chunks: Vec<Result<SnapshotResponse, Status>> = file
+            .chunks(SNAPSHOT_CHUNK)
+            .scan(0usize, |sent, chunk| {
+                *sent += chunk.len();
+                Some(Ok(SnapshotResponse {
+                    header,
+                    remaining_bytes: (total - *sent) as u64,
+                    blob: chunk.to_vec(),
+                    ..Default::default()
+                }))
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
-    async fn move_leader(&self, _: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet("move-leader"))
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = request.get_ref().target_id;
+        let replica = &self.context.replica;
+        if replica.leader() != Some(replica.member_id()) {
+            return Err(EtcdError::NotLeader.into());
+        }
+        let is_voter = replica
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == target);
+        if !is_voter {
+            return Err(EtcdError::BadLeaderTransferee.into());
+        }
+        if target != replica.member_id() {
+            let limit = replica.request_timeout().max(Duration::from_secs(5));
+            if !crate::raft::transfer_leadership(replica.raft(), replica.member_id(), target, limit).await {
+                return Err(Status::unavailable(
+                    "etcdserver: request timed out, leader transfer took too long",
+                ));
+            }
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: self.context.header_now(),
+        }))
     }
 
     async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

@@ -5,6 +5,8 @@ mod cluster;
 mod concurrency;
 mod election;
 mod error;
+mod gateway;
+mod grpc_metrics;
 mod http;
 mod kv;
 mod lease;
@@ -23,12 +25,13 @@ use tonic::Status;
 pub use error::EtcdError;
 
 use crate::apply::{Applier, Command};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmResponse, AlarmType, ResponseHeader};
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{LeaseClock, Replica};
@@ -57,6 +60,8 @@ pub struct Context {
     /// Shortest TTL a lease is granted (etcd: 1.5 election timeouts).
     pub min_lease_ttl: i64,
     pub watch_progress_interval: std::time::Duration,
+    /// `--quota-backend-bytes`, resolved (`u64::MAX`: no quota).
+    pub quota_backend_bytes: u64,
 }
 
 impl Context {
@@ -78,6 +83,30 @@ impl Context {
         header
     }
 
+    /// etcd's quota check before a write that adds data: when the data would
+    /// grow past the quota, raise NOSPACE for this member and refuse. The
+    /// quota applies to the live key-value data (the size in use), which
+    /// compaction reduces; sled's files shrink only as it cleans segments.
+    pub async fn check_quota(&self, cost: usize) -> Result<(), Status> {
+        let in_use = self.applier.read().store().size_in_use();
+        if in_use.saturating_add(cost as u64) <= self.quota_backend_bytes {
+            return Ok(());
+        }
+        let raise = Command::Alarm {
+            action: AlarmAction::Activate as i32,
+            member_id: self.replica.member_id(),
+            alarm: AlarmType::Nospace as i32,
+        };
+        if !self.applier.read().alarms().is_active(AlarmType::Nospace) {
+            tracing::warn!(
+                quota = self.quota_backend_bytes,
+                "database space exceeded; raising the NOSPACE alarm"
+            );
+            let _: AlarmResponse = self.propose(raise).await?;
+        }
+        Err(EtcdError::NoSpace.into())
+    }
+
     /// Replicates a command and decodes the etcd response it produced.
     pub async fn propose<M: Message + Default>(&self, command: Command) -> Result<M, Status> {
         if command.size() > self.max_request_bytes {
@@ -91,9 +120,12 @@ impl Context {
     }
 }
 
-/// Every gRPC service and HTTP endpoint of the client port.
+/// Every gRPC service and HTTP endpoint of the client port: the gRPC
+/// services (counted in the gRPC metrics), the JSON gateway that calls them,
+/// and the plain HTTP endpoints.
 pub fn client_routes(context: Arc<Context>) -> Routes {
     let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let (_, health) = tonic_health::server::health_reporter();
     let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
         .add_service(ClusterServer::new(cluster::ClusterService::new(context.clone())))
         .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(
@@ -102,8 +134,17 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         .add_service(LeaseServer::new(lease::LeaseService::new(context.clone())))
         .add_service(WatchServer::new(watch::WatchService::new(context.clone())))
         .add_service(LockServer::new(lock::LockService::new(context.clone())))
-        .add_service(ElectionServer::new(election::ElectionService::new(context.clone())));
-    let router = http::routes(grpc.into_axum_router(), context)
-        .layer(axum::middleware::map_response(http::oversized_as_grpc_go));
+        .add_service(ElectionServer::new(election::ElectionService::new(context.clone())))
+        .add_service(health)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(grpc_metrics::count));
+    let router = http::routes(gateway::routes(grpc.clone()).merge(grpc), context)
+        .layer(axum::middleware::map_response(http::oversized_as_grpc_go))
+        .layer(axum::middleware::from_fn(http::cors));
     Routes::from(router)
+}
+
+/// What `--listen-metrics-urls` serves: `/metrics` and `/health`.
+pub fn monitoring_routes(context: Arc<Context>) -> Routes {
+    Routes::from(http::monitoring_routes(context).layer(axum::middleware::from_fn(http::cors)))
 }

@@ -180,6 +180,15 @@ pub(super) fn compact(store: &mut Store, request: &CompactionRequest) -> Result<
 
 /// A transaction: every compare (nested ones too) is evaluated against the
 /// state before any operation runs, then the chosen branches execute.
+/// A transaction with no write in either branch, at any depth.
+pub fn is_read_only(r: &TxnRequest) -> bool {
+    r.success.iter().chain(&r.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(_)) | None => true,
+        Some(request_op::Request::RequestTxn(inner)) => is_read_only(inner),
+        _ => false,
+    })
+}
+
 pub(super) fn txn(store: &mut Store, lessor: &mut Lessor, request: &TxnRequest) -> Result<Vec<u8>, ApplyError> {
     let mut txn = store.write();
     let result = txn_in(&mut txn, lessor, request);

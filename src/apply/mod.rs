@@ -2,6 +2,7 @@
 //! (etcd's applierV3). Raft delivers committed commands here in log order; the
 //! API's read path uses the same range logic against the same state.
 
+mod alarms;
 mod kv;
 mod members;
 
@@ -11,11 +12,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::mvcc::{Lessor, MvccError, Store, WatchHub};
 use crate::proto::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, ResponseHeader, TxnRequest,
-    TxnResponse,
+    AlarmResponse, AlarmType, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse,
+    ResponseHeader, TxnRequest, TxnResponse,
 };
 use crate::storage::Keyspace;
+pub use alarms::Alarms;
+pub use kv::is_read_only;
 pub use members::{MemberAttributes, Members};
+
+/// Key-value records of the state keyspace, in key order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Keys of Raft's bookkeeping in the state keyspace (see `raft::state_machine`).
+pub const RAFT_PREFIX: &[u8] = b"s/";
 
 /// A command replicated through the Raft log. Request bodies travel as
 /// etcd's own protobuf encoding.
@@ -34,6 +43,12 @@ pub enum Command {
     LeaseRevoke {
         id: i64,
     },
+    /// Raises, clears or lists alarms (etcd's AlarmRequest).
+    Alarm {
+        action: i32,
+        member_id: u64,
+        alarm: i32,
+    },
     /// A member announces its name and client URLs (etcd's publish).
     Publish {
         member_id: u64,
@@ -46,7 +61,10 @@ impl Command {
     pub fn size(&self) -> usize {
         match self {
             Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) | Command::Compact(b) => b.len(),
-            Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::Publish { .. } => 16,
+            Command::LeaseGrant { .. }
+            | Command::LeaseRevoke { .. }
+            | Command::Publish { .. }
+            | Command::Alarm { .. } => 16,
         }
     }
 }
@@ -70,11 +88,14 @@ pub enum ApplyError {
     LeaseExists,
     #[error("undecodable command")]
     Undecodable,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
 }
 
 pub struct Applier {
     store: Store,
     members: Members,
+    alarms: Alarms,
     lessor: Lessor,
     /// Receives every applied change; shared with the Watch API.
     watches: Arc<WatchHub>,
@@ -83,11 +104,13 @@ pub struct Applier {
 impl Applier {
     pub fn open(space: Keyspace) -> Result<Self, MvccError> {
         let members = Members::load(&space)?;
+        let alarms = Alarms::load(&space)?;
         let store = Store::open(space.clone())?;
         let lessor = Lessor::load(&space, &store)?;
         Ok(Applier {
             store,
             members,
+            alarms,
             lessor,
             watches: Arc::default(),
         })
@@ -96,6 +119,7 @@ impl Applier {
     /// Re-reads all state from the backend, after a snapshot replaced it.
     pub fn reload(&mut self, space: &Keyspace) -> Result<(), MvccError> {
         self.members = Members::load(space)?;
+        self.alarms = Alarms::load(space)?;
         self.store.reload()?;
         self.lessor = Lessor::load(space, &self.store)?;
         Ok(())
@@ -117,9 +141,58 @@ impl Applier {
         &self.members
     }
 
+    pub fn members_mut(&mut self) -> &mut Members {
+        &mut self.members
+    }
+
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
+    /// Every replicated record (key-value history, leases, members, alarms),
+    /// without Raft's bookkeeping: what a snapshot holds.
+    pub fn records(&self) -> Result<Records, MvccError> {
+        let mut records = Vec::new();
+        for record in self.store.keyspace().scan_prefix(b"") {
+            let (key, value) = record?;
+            if !key.starts_with(RAFT_PREFIX) {
+                records.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(records)
+    }
+
+    /// etcd's Hash: a CRC-32 of every replicated record.
+    pub fn hash(&self) -> Result<u32, MvccError> {
+        let mut hasher = crc32fast::Hasher::new();
+        for (key, value) in self.records()? {
+            hasher.update(&key);
+            hasher.update(&value);
+        }
+        Ok(hasher.finalize())
+    }
+
+    /// Whether NOSPACE refuses this command (etcd's capped applier: writes
+    /// that add data fail; deletes and compaction still work).
+    fn capped(&self, command: &Command) -> bool {
+        if !self.alarms.is_active(AlarmType::Nospace) {
+            return false;
+        }
+        match command {
+            Command::Put(_) | Command::LeaseGrant { .. } => true,
+            Command::Txn(body) => decode::<TxnRequest>(body).is_ok_and(|r| !kv::is_read_only(&r)),
+            _ => false,
+        }
+    }
+
     /// Applies one committed command. Its writes become durable with the next
     /// [`Applier::commit`].
     pub fn apply(&mut self, command: &Command) -> Applied {
+        if self.capped(command) {
+            return Applied {
+                outcome: Some(Err(ApplyError::NoSpace)),
+            };
+        }
         let outcome = match command {
             Command::Put(body) => {
                 decode::<PutRequest>(body).and_then(|r| kv::put(&mut self.store, &mut self.lessor, &r))
@@ -137,6 +210,18 @@ impl Applier {
                 self.members.publish(*member_id, attributes.clone());
                 Ok(Vec::new())
             }
+            Command::Alarm {
+                action,
+                member_id,
+                alarm,
+            } => {
+                let alarms = self.alarms.apply(*action, *member_id, *alarm);
+                let response = AlarmResponse {
+                    header: header(self.store.revision()),
+                    alarms,
+                };
+                Ok(prost::Message::encode_to_vec(&response))
+            }
         };
         Applied { outcome: Some(outcome) }
     }
@@ -148,8 +233,8 @@ impl Applier {
         let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .members
             .drain_dirty()
-            .chain(extra)
-            .map(|(k, v)| (k, Some(v)))
+            .chain(self.alarms.drain_dirty())
+            .chain(extra.into_iter().map(|(k, v)| (k, Some(v))))
             .chain(self.lessor.drain_dirty())
             .collect();
         self.store.commit(records)?;

@@ -42,6 +42,8 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
         listen_client_urls: urls("listen-client-urls")?,
         advertise_client_urls: urls("advertise-client-urls")?,
         listen_peer_urls: urls("listen-peer-urls")?,
+        listen_metrics_urls: urls("listen-metrics-urls")?,
+        metrics_extensive: settings.text("metrics") == "extensive",
         initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
         initial_cluster: initial_cluster
             .into_iter()

@@ -71,6 +71,10 @@ pub struct Config {
     pub listen_client_urls: Vec<Url>,
     pub advertise_client_urls: Vec<Url>,
     pub listen_peer_urls: Vec<Url>,
+    /// Extra listeners for `/metrics` and `/health` only.
+    pub listen_metrics_urls: Vec<Url>,
+    /// `--metrics=extensive`: gRPC handling-time histograms too.
+    pub metrics_extensive: bool,
     pub initial_advertise_peer_urls: Vec<Url>,
     /// Each member's name with one of its peer URLs, sorted by name then URL.
     pub initial_cluster: Vec<(String, Url)>,

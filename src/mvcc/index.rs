@@ -69,7 +69,6 @@ impl KeyHistory {
         })
     }
 
-    #[cfg(test)]
     fn is_live(&self) -> bool {
         self.generations.last().is_some_and(|g| !g.tombstoned)
     }
@@ -171,7 +170,6 @@ impl KeyIndex {
     }
 
     /// Number of keys that currently have a value.
-    #[cfg(test)]
     pub fn live_keys(&self) -> usize {
         self.keys.values().filter(|h| h.is_live()).count()
     }

@@ -59,6 +59,14 @@ pub struct Store {
     /// Changes since the last [`Store::take_events`], in revision order, for
     /// watchers.
     events: Vec<Event>,
+    /// Bytes of the revision records kept (keys and values): the live
+    /// key-value data, which compaction reduces.
+    live_bytes: u64,
+}
+
+/// What a revision record occupies: its key and its value.
+fn record_size(value_len: usize) -> u64 {
+    (ENCODED_LEN + 1 + value_len) as u64
 }
 
 impl Store {
@@ -72,6 +80,7 @@ impl Store {
             pending: Batch::default(),
             overlay: HashMap::new(),
             events: Vec::new(),
+            live_bytes: 0,
         };
         store.reload()?;
         Ok(store)
@@ -85,8 +94,10 @@ impl Store {
         self.events.clear();
         self.current = read_i64(&self.space, META_CURRENT)?.unwrap_or(1);
         self.compacted = read_i64(&self.space, META_COMPACTED)?.unwrap_or(-1);
+        self.live_bytes = 0;
         for record in self.space.scan_prefix(&[REVISION_PREFIX]) {
             let (key, value) = record?;
+            self.live_bytes += record_size(value.len());
             let rev = Revision::decode(&key[1..]).ok_or_else(|| corrupt("revision key"))?;
             let kv = decode_record(&value)?;
             match kv {
@@ -101,8 +112,38 @@ impl Store {
         self.current
     }
 
+    /// Keys that exist at the current revision.
+    pub fn key_count(&self) -> usize {
+        self.index.live_keys()
+    }
+
     pub fn compact_revision(&self) -> i64 {
         self.compacted
+    }
+
+    /// etcd's HashKV: a CRC-32 of the key-value history up to revision `at`
+    /// (0: the current one), equal on members that applied the same log.
+    pub fn hash_kv(&self, at: i64) -> Result<u32, MvccError> {
+        let at = if at <= 0 { self.current } else { at };
+        self.check_revision(at, self.current)?;
+        let end = record_key(Revision { main: at + 1, sub: 0 }).to_vec();
+        let mut hasher = crc32fast::Hasher::new();
+        for record in self.space.range(record_key(Revision { main: 0, sub: 0 }).to_vec()..end) {
+            let (key, value) = record?;
+            hasher.update(&key);
+            hasher.update(&value);
+        }
+        Ok(hasher.finalize())
+    }
+
+    /// The live key-value data in bytes (etcd's size in use).
+    pub fn size_in_use(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// The keyspace the store lives in, shared with the rest of the state.
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.space
     }
 
     /// Reads `[key, range_end)` (etcd's range conventions) at a revision.
@@ -233,7 +274,11 @@ impl Store {
             return Err(MvccError::FutureRevision);
         }
         for rev in self.index.compact(at) {
-            self.overlay.remove(&rev);
+            let size = match self.overlay.remove(&rev) {
+                Some(kv) => 1 + kv.encoded_len(),
+                None => self.space.get(record_key(rev))?.map_or(0, |value| value.len()),
+            };
+            self.live_bytes = self.live_bytes.saturating_sub(record_size(size));
             self.pending.remove(record_key(rev));
         }
         self.compacted = at;
@@ -262,6 +307,7 @@ impl Store {
         let mut value = Vec::with_capacity(1 + kv.encoded_len());
         value.push(tag);
         kv.encode(&mut value).expect("Vec has capacity");
+        self.live_bytes += record_size(value.len());
         self.pending.insert(record_key(rev), value);
         let kind = if tag == TAG_PUT {
             EventType::Put

@@ -40,15 +40,37 @@ pub async fn hand_off(raft: &Raft, member_id: u64, limit: Duration) {
     if followers.is_empty() {
         return;
     }
+    if hand_over(raft, member_id, &followers, limit).await.is_none() {
+        tracing::warn!("no follower took over in time; stopping without handing over leadership");
+    }
+}
+
+/// Moves leadership to `target` (etcd's MoveLeader), waiting at most `limit`; this member goes on
+/// as a follower. Returns whether `target` leads now.
+pub async fn transfer_leadership(raft: &Raft, member_id: u64, target: u64, limit: Duration) -> bool {
+    let led = hand_over(raft, member_id, &[target], limit).await;
+    raft.runtime_config().heartbeat(true);
+    raft.runtime_config().elect(true);
+    HANDING_OVER.store(false, Ordering::Relaxed);
+    led == Some(target)
+}
+
+/// Asks the first of `candidates` whose log has caught up to stand for election until another member
+/// leads or `limit` passes; returns the new leader.
+async fn hand_over(raft: &Raft, member_id: u64, candidates: &[u64], limit: Duration) -> Option<u64> {
+    let membership = raft.metrics().borrow().membership_config.membership().clone();
     HANDING_OVER.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + limit;
     let channels = PeerChannels::default();
     let mut asked = None;
     loop {
-        let target = match next_step(raft, member_id, &followers, deadline).await {
+        let target = match next_step(raft, member_id, candidates, deadline).await {
             Step::Ask(target) => target,
-            Step::Led(leader) => return handed_over(&membership, leader),
-            Step::TimedOut => break,
+            Step::Led(leader) => {
+                handed_over(&membership, leader);
+                return Some(leader);
+            }
+            Step::TimedOut => return None,
         };
         let node = membership.get_node(&target).cloned().unwrap_or_default();
         if asked.is_none() {
@@ -69,7 +91,6 @@ pub async fn hand_off(raft: &Raft, member_id: u64, limit: Duration) {
         }
         let _ = tokio::time::timeout(ASK_EVERY, other_leader(raft, member_id)).await;
     }
-    tracing::warn!("no follower took over in time; stopping without handing over leadership");
 }
 
 fn handed_over(membership: &openraft::Membership<u64, super::PeerNode>, leader: u64) {

@@ -147,6 +147,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        crate::metrics::PROPOSALS_COMMITTED.set(committed.map_or(0, |id| id.index) as i64);
         self.write_meta(COMMITTED, &committed)
     }
 

@@ -10,6 +10,7 @@ mod handoff;
 pub mod ids;
 mod lease_clock;
 mod log_store;
+mod membership;
 mod network;
 mod peer_service;
 mod replica;
@@ -21,12 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applied, Command};
 
-pub use handoff::hand_off;
+pub use handoff::{hand_off, transfer_leadership};
 pub use lease_clock::{LeaseClock, LeaseQuery};
 pub use log_store::LogStore;
+pub use membership::{counts_as_voter, promote_caught_up, ClusterInfo, MembershipChange, ReconfigError, Reconfigured};
+pub use network::{cluster_info, REMOVED_MESSAGE};
 pub use network::{PeerChannels, PeerNetwork, MAX_PEER_MESSAGE};
 pub use peer_service::PeerService;
-pub use replica::{ProposeError, Replica};
+pub use replica::{ProposeError, Replica, ReplicaOptions};
 pub use state_machine::StateMachine;
 
 openraft::declare_raft_types!(
@@ -52,13 +55,16 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type StoredMembership = openraft::StoredMembership<u64, PeerNode>;
 pub type StorageError = openraft::StorageError<u64>;
 
-/// What the Raft membership records of a member: how to reach it, and the
-/// name it was given in `--initial-cluster` (empty for members added later,
-/// until they publish one).
+/// What the Raft membership records of a member: how to reach it, the name
+/// it was given in `--initial-cluster` (empty for members added later, until
+/// they publish one), and whether it was added as a voter. openraft brings a
+/// voter in as a learner until it has caught up; etcd counts it as a voter
+/// from the start, and so does everything ferrocd reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerNode {
     pub name: String,
     pub peer_urls: Vec<String>,
+    pub promote: bool,
 }
 
 fn io_error(e: impl std::error::Error + 'static) -> openraft::AnyError {

@@ -3,7 +3,8 @@
 //! forwarding. Payloads are bincode-encoded openraft messages.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -14,6 +15,7 @@ use openraft::raft::{
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{PeerNode, TypeConfig};
@@ -25,13 +27,50 @@ use crate::proto::peer::Blob;
 pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Channels to peers, keyed by member ID; reconnects when a peer's URL changes.
-#[derive(Default)]
+/// What a member answers a removed member's Raft messages with (etcd's
+/// words); the removed member stops when it hears it.
+pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
+/// Channels to peers, keyed by member ID; reconnects when a peer's URL
+/// changes. Also records when each peer last answered, and whether a peer
+/// told this member it was removed from the cluster.
 pub struct PeerChannels {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
+    last_answer: Mutex<HashMap<u64, Instant>>,
+    removed: watch::Sender<bool>,
+}
+
+impl Default for PeerChannels {
+    fn default() -> Self {
+        PeerChannels {
+            channels: Mutex::default(),
+            last_answer: Mutex::default(),
+            removed: watch::channel(false).0,
+        }
+    }
 }
 
 impl PeerChannels {
+    /// Notes that `member_id` answered a Raft message just now.
+    fn answered(&self, member_id: u64) {
+        self.last_answer.lock().insert(member_id, Instant::now());
+    }
+
+    /// When `member_id` last answered a Raft message (etcd's "active since").
+    pub fn last_answer(&self, member_id: u64) -> Option<Instant> {
+        self.last_answer.lock().get(&member_id).copied()
+    }
+
+    /// Resolves once a peer said this member was removed from the cluster.
+    pub fn removed(&self) -> watch::Receiver<bool> {
+        self.removed.subscribe()
+    }
+
+    /// Records that this member is no longer part of the cluster.
+    pub fn mark_removed(&self) {
+        self.removed.send_replace(true);
+    }
+
     pub fn client(&self, member_id: u64, node: &PeerNode) -> Result<PeerClient<Channel>, String> {
         let url = node
             .peer_urls
@@ -42,19 +81,37 @@ impl PeerChannels {
         let channel = match channels.get(&member_id) {
             Some((known, channel)) if *known == url => channel.clone(),
             _ => {
-                let channel = Endpoint::from_shared(url.clone())
-                    .map_err(|e| format!("bad peer URL {url}: {e}"))?
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                let channel = channel(&url)?;
                 channels.insert(member_id, (url, channel.clone()));
                 channel
             }
         };
-        Ok(PeerClient::new(channel)
-            .max_decoding_message_size(MAX_PEER_MESSAGE)
-            .max_encoding_message_size(MAX_PEER_MESSAGE))
+        Ok(peer_client(channel))
     }
+}
+
+fn channel(url: &str) -> Result<Channel, String> {
+    Ok(Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+fn peer_client(channel: Channel) -> PeerClient<Channel> {
+    PeerClient::new(channel)
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE)
+}
+
+/// Asks the member at a peer URL how it sees the cluster.
+pub async fn cluster_info(url: &str) -> Result<super::ClusterInfo, String> {
+    let mut client = peer_client(channel(url)?);
+    let reply = client
+        .membership(encode(&()))
+        .await
+        .map_err(|e| e.message().to_string())?;
+    decode(reply.get_ref()).map_err(|e| e.to_string())
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Blob {
@@ -69,11 +126,11 @@ pub fn decode<T: DeserializeOwned>(blob: &Blob) -> Result<T, bincode::Error> {
 
 /// openraft's factory of per-peer connections.
 pub struct PeerNetwork {
-    channels: std::sync::Arc<PeerChannels>,
+    channels: Arc<PeerChannels>,
 }
 
 impl PeerNetwork {
-    pub fn new(channels: std::sync::Arc<PeerChannels>) -> Self {
+    pub fn new(channels: Arc<PeerChannels>) -> Self {
         PeerNetwork { channels }
     }
 }
@@ -85,6 +142,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             target,
             client: self.channels.client(target, node),
+            channels: self.channels.clone(),
         }
     }
 }
@@ -92,6 +150,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     target: u64,
     client: Result<PeerClient<Channel>, String>,
+    channels: Arc<PeerChannels>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
@@ -108,16 +167,24 @@ impl PeerConnection {
             .as_mut()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone()))))?;
         let mut request = tonic::Request::new(encode(body));
+        let (sent, started) = (request.get_ref().data.len(), std::time::Instant::now());
         request.set_timeout(option.hard_ttl());
         let reply = match method {
-            Method::AppendEntries => client.append_entries(request).await,
+            Method::AppendEntries | Method::Heartbeat => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
             Method::InstallSnapshot => client.install_snapshot(request).await,
         };
         let blob = reply.map_err(|status| match status.code() {
             tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
+            tonic::Code::FailedPrecondition if status.message() == REMOVED_MESSAGE => {
+                self.channels.mark_removed();
+                RPCError::Network(NetworkError::new(&status))
+            }
             _ => RPCError::Network(NetworkError::new(&status)),
         })?;
+        self.channels.answered(self.target);
+        let heartbeat = matches!(method, Method::Heartbeat).then(|| started.elapsed().as_secs_f64());
+        crate::metrics::peer_call(self.target, sent, blob.get_ref().data.len(), heartbeat);
         let result: Result<Resp, RaftError<u64, E>> =
             decode(blob.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -126,6 +193,8 @@ impl PeerConnection {
 
 enum Method {
     AppendEntries,
+    /// An AppendEntries without entries: its time is the round trip.
+    Heartbeat,
     Vote,
     InstallSnapshot,
 }
@@ -136,7 +205,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
-        self.call(Method::AppendEntries, &rpc, &option).await
+        let method = if rpc.entries.is_empty() {
+            Method::Heartbeat
+        } else {
+            Method::AppendEntries
+        };
+        self.call(method, &rpc, &option).await
     }
 
     async fn install_snapshot(

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
-use super::network::{decode, encode};
-use super::{LeaseClock, LeaseQuery, Replica};
+use super::membership::{ClusterInfo, MembershipChange};
+use super::network::{decode, encode, REMOVED_MESSAGE};
+use super::{LeaseClock, LeaseQuery, Replica, TypeConfig};
 use crate::apply::Command;
 use crate::proto::peer::peer_server::Peer;
 use crate::proto::peer::Blob;
@@ -15,11 +17,28 @@ use crate::proto::peer::Blob;
 pub struct PeerService {
     replica: Arc<Replica>,
     leases: Arc<LeaseClock>,
+    cluster_id: u64,
 }
 
 impl PeerService {
-    pub fn new(replica: Arc<Replica>, leases: Arc<LeaseClock>) -> Self {
-        PeerService { replica, leases }
+    pub fn new(replica: Arc<Replica>, leases: Arc<LeaseClock>, cluster_id: u64) -> Self {
+        PeerService {
+            replica,
+            leases,
+            cluster_id,
+        }
+    }
+
+    /// Refuses Raft messages from a member removed from the cluster, which
+    /// then stops (etcd answers them the same way).
+    fn refuse_removed(&self, vote: &openraft::Vote<u64>) -> Result<(), Status> {
+        let sender = vote.leader_id().voted_for();
+        match sender {
+            Some(id) if self.replica.applier().read().members().is_removed(id) => {
+                Err(Status::failed_precondition(REMOVED_MESSAGE))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -34,17 +53,31 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Blob>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = parse(&request)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = parse(&request)?;
+        self.refuse_removed(&rpc.vote)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = parse(&request)?;
+        let rpc: VoteRequest<u64> = parse(&request)?;
+        self.refuse_removed(&rpc.vote)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = parse(&request)?;
+        let rpc: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = parse(&request)?;
+        crate::metrics::peer_request(
+            rpc.vote.leader_id().voted_for().unwrap_or(0),
+            request.get_ref().data.len(),
+        );
         reply(&self.replica.raft().install_snapshot(rpc).await)
     }
 
@@ -67,6 +100,25 @@ impl Peer for PeerService {
             _ => Err(crate::raft::ProposeError::LeaderChanged),
         };
         reply(&answer)
+    }
+
+    async fn reconfigure(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let change: MembershipChange = parse(&request)?;
+        reply(&self.replica.reconfigure_as_leader(change).await)
+    }
+
+    async fn membership(&self, _request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let membership = self.replica.raft().metrics().borrow().membership_config.clone();
+        let info = ClusterInfo {
+            cluster_id: self.cluster_id,
+            members: membership
+                .membership()
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect(),
+            removed: self.replica.applier().read().members().removed().collect(),
+        };
+        reply(&info)
     }
 
     async fn elect(&self, _request: Request<Blob>) -> Result<Response<Blob>, Status> {

@@ -9,11 +9,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::network::{decode, encode, PeerChannels};
 use super::{Proposal, Raft};
-use crate::apply::{Applied, Command};
+use crate::apply::{Applied, Applier, Command};
 
 /// How far applying may fall behind the log before new proposals are refused
 /// (etcd's maxGapBetweenApplyAndCommitIndex).
@@ -50,22 +51,55 @@ pub struct Replica {
     /// [`coalesce_read_index`].
     read_waiters: mpsc::UnboundedSender<oneshot::Sender<Result<u64, ProposeError>>>,
     request_timeout: Duration,
+    /// The applied state, for what membership checks need of it.
+    applier: Arc<RwLock<Applier>>,
+    /// etcd's `--strict-reconfig-check`.
+    strict_reconfig_check: bool,
+    /// Membership changes run one at a time.
+    pub(super) reconfiguring: tokio::sync::Mutex<()>,
+}
+
+/// How a member replicates: its identity and etcd's settings that apply.
+pub struct ReplicaOptions {
+    pub member_id: u64,
+    pub request_timeout: Duration,
+    pub strict_reconfig_check: bool,
 }
 
 impl Replica {
-    pub fn new(raft: Raft, member_id: u64, channels: Arc<PeerChannels>, request_timeout: Duration) -> Self {
+    pub fn new(
+        raft: Raft,
+        options: ReplicaOptions,
+        channels: Arc<PeerChannels>,
+        applier: Arc<RwLock<Applier>>,
+    ) -> Self {
         let (read_waiters, waiting) = mpsc::unbounded_channel();
         tokio::spawn(coalesce_read_index(raft.clone(), waiting));
         let (proposals, queued) = mpsc::unbounded_channel();
         tokio::spawn(batch_proposals(raft.clone(), queued));
         Replica {
             raft,
-            member_id,
+            member_id: options.member_id,
             proposals,
             read_waiters,
             channels,
-            request_timeout,
+            request_timeout: options.request_timeout,
+            applier,
+            strict_reconfig_check: options.strict_reconfig_check,
+            reconfiguring: tokio::sync::Mutex::new(()),
         }
+    }
+
+    pub fn applier(&self) -> &Arc<RwLock<Applier>> {
+        &self.applier
+    }
+
+    pub fn channels(&self) -> &Arc<PeerChannels> {
+        &self.channels
+    }
+
+    pub fn strict_reconfig_check(&self) -> bool {
+        self.strict_reconfig_check
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -111,9 +145,11 @@ impl Replica {
     /// gone before receiving it, it waits for the next leader and tries
     /// again, until the request timeout.
     pub async fn propose(&self, command: Command) -> Result<Applied, ProposeError> {
-        tokio::time::timeout(self.request_timeout, self.propose_until_delivered(command))
-            .await
-            .map_err(|_| ProposeError::Timeout)?
+        let _pending = crate::metrics::proposal_pending();
+        let result = tokio::time::timeout(self.request_timeout, self.propose_until_delivered(command)).await;
+        result
+            .unwrap_or(Err(ProposeError::Timeout))
+            .inspect_err(|_| crate::metrics::PROPOSALS_FAILED.inc())
     }
 
     async fn propose_until_delivered(&self, command: Command) -> Result<Applied, ProposeError> {
@@ -198,7 +234,9 @@ impl Replica {
             .membership()
             .get_node(&leader)
             .cloned()
-            .ok_or(ProposeError::NoLeader)?;
+            // A leader that just removed itself: never contacted, so safe to
+            // send to the next one.
+            .ok_or(ProposeError::NotDelivered)?;
         self.channels.client(leader, &node).map_err(ProposeError::Internal)
     }
 
@@ -323,7 +361,7 @@ async fn coalesce_read_index(
 
 /// Maps a failed call to the leader. Only a failure to connect proves the
 /// request never arrived; anything else may have been applied.
-fn unavailable(status: tonic::Status) -> ProposeError {
+pub(super) fn unavailable(status: tonic::Status) -> ProposeError {
     let never_connected = std::error::Error::source(&status)
         .and_then(|e| e.downcast_ref::<tonic::transport::Error>())
         .is_some_and(|e| format!("{e:?}").contains("ConnectError"));

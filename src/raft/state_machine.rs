@@ -10,10 +10,11 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, Snapsh
 use parking_lot::RwLock;
 
 use super::{io_error, Entry, LogId, PeerNode, StorageError, StoredMembership, TypeConfig};
-use crate::apply::{Applied, Applier};
+use crate::apply::{Applied, Applier, Records};
 use crate::storage::{Backend, Batch, Keyspace};
 
 /// Keys of the Raft bookkeeping kept beside the state it describes.
+/// Both under [`crate::apply::RAFT_PREFIX`].
 const LAST_APPLIED: &[u8] = b"s/last_applied";
 const MEMBERSHIP: &[u8] = b"s/membership";
 /// Keys of the snapshot keyspace.
@@ -101,6 +102,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(proposal) => proposal.0.iter().map(|command| applier.apply(command)).collect(),
                 EntryPayload::Membership(membership) => {
+                    for (id, _) in self.membership.membership().nodes() {
+                        if membership.get_node(id).is_none() {
+                            applier.members_mut().mark_removed(*id);
+                        }
+                    }
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     membership_changed = true;
                     Vec::new()
@@ -111,20 +117,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if membership_changed {
             extra.push((MEMBERSHIP.to_vec(), encode(&self.membership)));
         }
-        applier.commit(extra).map_err(write_err)?;
+        crate::metrics::timed(&crate::metrics::BACKEND_COMMIT, || applier.commit(extra)).map_err(write_err)?;
         Ok(results)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // Copy the state now, between two applies, so the snapshot is exactly
         // the state at `last_applied`.
-        let records = self
-            .state
-            .scan_prefix(b"")
-            .filter_map(Result::ok)
-            .filter(|(key, _)| !key.starts_with(b"s/"))
-            .map(|(key, value)| (key.to_vec(), value.to_vec()))
-            .collect();
+        let records = self.applier.read().records().map_err(|e| e.to_string());
         SnapshotBuilder {
             snapshots: self.snapshots.clone(),
             records,
@@ -197,14 +197,19 @@ fn load_snapshot(snapshots: &Keyspace) -> Result<Option<Snapshot<TypeConfig>>, S
 /// A copy of the state taken between two applies, serialized on demand.
 pub struct SnapshotBuilder {
     snapshots: Keyspace,
-    records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The state's records, or why they could not be read.
+    records: Result<Records, String>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data = encode(&self.records);
+        let records = self
+            .records
+            .as_ref()
+            .map_err(|e| read_err(std::io::Error::other(e.clone())))?;
+        let data = encode(records);
         let snapshot_id = match self.last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, data.len()),
             None => format!("empty-{}", data.len()),

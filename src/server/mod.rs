@@ -22,7 +22,10 @@ pub use bootstrap::url_string;
 use crate::api::{self, Context};
 use crate::apply::{Command, MemberAttributes};
 use crate::config::Config;
-use crate::raft::{LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, StateMachine};
+use crate::raft::{
+    promote_caught_up, LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerService, Raft, Replica, ReplicaOptions,
+    StateMachine,
+};
 use crate::storage::Backend;
 use crate::system::notify::Notifier;
 
@@ -35,7 +38,7 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// Runs a member until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let backend = open_data_dir(&config.data_dir)?;
-    let identity = bootstrap::resolve(&config, &backend)?;
+    let (identity, fresh) = bootstrap::resolve(&config, &backend).await?;
     tracing::info!(
         member_id = %format!("{:x}", identity.member_id),
         cluster_id = %format!("{:x}", identity.cluster_id),
@@ -58,12 +61,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     )
     .await
     .context("cannot start raft")?;
-    if !raft.is_initialized().await? {
+    if !fresh {
+        let known_peers = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .flat_map(|(_, node)| node.peer_urls.clone())
+            .collect();
+        if let Err(e) = bootstrap::verify_with_peers(&config, &identity, known_peers).await {
+            let _ = raft.shutdown().await;
+            return Err(e.into());
+        }
+    }
+    if !raft.is_initialized().await? && !identity.initial_members.is_empty() {
         raft.initialize(identity.initial_members.clone())
             .await
             .context("cannot initialize the cluster")?;
     }
 
+    crate::metrics::init(identity.member_id, api::ETCD_VERSION, "3.4", config.metrics_extensive);
+    let leader_metrics = tokio::spawn(crate::metrics::follow_leader(raft.metrics()));
     let notifier = Notifier::start(status::Status {
         raft: raft.clone(),
         applier: applier.clone(),
@@ -71,12 +90,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     let request_timeout = Duration::from_secs(5) + 2 * config.election_timeout;
-    let replica = Arc::new(Replica::new(
-        raft.clone(),
-        identity.member_id,
-        channels,
+    let options = ReplicaOptions {
+        member_id: identity.member_id,
         request_timeout,
-    ));
+        strict_reconfig_check: config.strict_reconfig_check,
+    };
+    let replica = Arc::new(Replica::new(raft.clone(), options, channels.clone(), applier.clone()));
+    let promoter = tokio::spawn(promote_caught_up(replica.clone()));
     let compaction = config
         .auto_compaction
         .map(|mode| tokio::spawn(compactor::run(mode, replica.clone(), applier.clone())));
@@ -96,6 +116,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         leases: leases.clone(),
         min_lease_ttl: min_lease_ttl(config.election_timeout),
         watch_progress_interval: config.watch_progress_notify_interval,
+        quota_backend_bytes: config.quota_backend_bytes,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -103,17 +124,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (stop_peers, peers_stop) = watch::channel(false);
     let peers = listeners::serve_peers(
         &config.listen_peer_urls,
-        PeerService::new(replica.clone(), leases),
+        PeerService::new(replica.clone(), leases, identity.cluster_id),
         peers_stop,
     )
     .await?;
     // As etcd: client requests are served only once this member's
     // attributes are committed, so MemberList always shows a serving member.
     let client_urls = config.advertise_client_urls.iter().map(url_string).collect();
+    let removed = removal(raft.clone(), identity.member_id, channels);
+    tokio::pin!(removed);
+    let shutdown = {
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = removed => {
+                    tracing::error!(
+                        "the member has been permanently removed from the cluster; stopping. To bring this host back, \
+                         remove its data dir and add it again with `etcdctl member add`"
+                    );
+                }
+            }
+        }
+    };
     tokio::pin!(shutdown);
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
-            let clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context), stop_rx).await?;
+            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), stop_rx.clone()).await?;
+            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), stop_rx).await?);
             notifier.ready();
             Some(clients)
         }
@@ -128,6 +165,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         compaction.abort();
     }
     lease_expiry.abort();
+    promoter.abort();
+    leader_metrics.abort();
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
         .await
@@ -136,6 +175,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracing::warn!("client connections did not drain in time; closing them");
     }
     tracing::info!("client listeners stopped");
+    // A leader that removed itself hands over too: the others need not wait
+    // for an election timeout.
     crate::raft::hand_off(&raft, identity.member_id, 3 * config.election_timeout).await;
     raft.shutdown()
         .await
@@ -153,6 +194,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "data flushed; member stopped"
     );
     Ok(())
+}
+
+/// Resolves once this member is no longer part of the cluster: a peer said
+/// so, or the membership it applied no longer lists it.
+async fn removal(raft: Raft, member_id: u64, channels: Arc<PeerChannels>) {
+    let mut told = channels.removed();
+    let mut metrics = raft.metrics();
+    let left = async {
+        let mut listed = false;
+        loop {
+            let (membership, applied) = {
+                let m = metrics.borrow_and_update();
+                (m.membership_config.clone(), m.last_applied.map_or(0, |id| id.index))
+            };
+            let listed_now = membership.membership().get_node(&member_id).is_some();
+            // Only once committed: a leader removing itself first replicates the change.
+            let committed = membership.log_id().is_some_and(|id| id.index <= applied);
+            if listed && !listed_now && committed {
+                return;
+            }
+            listed |= listed_now;
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = told.wait_for(|removed| *removed) => {}
+        _ = left => {}
+    }
 }
 
 /// etcd's minimum lease TTL: one and a half election timeouts, in whole

@@ -45,7 +45,11 @@ pub fn drop_privileges(config: &Config) -> anyhow::Result<()> {
         );
     }
     prepare_data_dir(&config.data_dir, &user)?;
-    let urls = config.listen_client_urls.iter().chain(&config.listen_peer_urls);
+    let urls = config
+        .listen_client_urls
+        .iter()
+        .chain(&config.listen_peer_urls)
+        .chain(&config.listen_metrics_urls);
     let mut bound = BOUND.lock().expect("not poisoned");
     for url in urls {
         bound.insert(url.as_str().to_string(), bind(url)?);

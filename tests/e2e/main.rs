@@ -3,11 +3,14 @@
 mod cluster;
 mod config_file;
 mod durability;
+mod gateway;
 mod handoff;
 mod kv_client;
 mod kv_compare;
 mod lifecycle;
 mod lock_election;
+mod membership;
+mod metrics;
 mod packages;
 mod privilege;
 mod process;

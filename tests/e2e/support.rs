@@ -166,6 +166,26 @@ impl Member {
         }
     }
 
+    /// Waits for the process to exit on its own; returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("member is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "member {} did not exit", self.spec.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sets the `--initial-cluster` and extra arguments of the next start.
+    pub fn reconfigure(&mut self, initial_cluster: &str, extra_args: &[&str]) {
+        self.initial_cluster = initial_cluster.to_string();
+        self.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("member is running");
@@ -261,6 +281,35 @@ impl Cluster {
             })
             .collect();
         Cluster { members, _dir: dir }
+    }
+
+    /// Ports for a member that `member add` will announce.
+    pub fn new_spec(name: &str) -> MemberSpec {
+        MemberSpec {
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        }
+    }
+
+    /// Adds a member that joins the running cluster with the settings
+    /// `member add` printed (`--initial-cluster-state existing`); not started.
+    pub fn join(&mut self, spec: MemberSpec, initial_cluster: &str) -> usize {
+        let first = &self.members[0];
+        let mut extra_args = first.extra_args.clone();
+        extra_args.push("--initial-cluster-state=existing".to_string());
+        let member = Member {
+            data_dir: self._dir.path().join(format!("{}.etcd", spec.name)),
+            log_path: self._dir.path().join(format!("{}.log", spec.name)),
+            spec,
+            flavor: first.flavor,
+            initial_cluster: initial_cluster.to_string(),
+            extra_args,
+            env: Vec::new(),
+            child: None,
+        };
+        self.members.push(member);
+        self.members.len() - 1
     }
 
     /// Waits until every running member answers `/health` with 200.
