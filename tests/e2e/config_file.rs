@@ -121,7 +121,7 @@ fn check_config_passes_a_joining_member_and_wants_its_name_listed() {
             format!(
                 "[member]\nETCD_NAME={name}\nETCD_DATA_DIR={}/data\n\
                  ETCD_LISTEN_PEER_URLS=http://127.0.0.1:2380\nETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:2379\n\
-                 [cluster]\nETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380\n\
+                 [cluster]\nETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380\nETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379\n\
                  ETCD_INITIAL_CLUSTER=a=http://10.0.0.1:2380,d=http://127.0.0.1:2380\n\
                  ETCD_INITIAL_CLUSTER_STATE=existing\n",
                 dir.path().display()

@@ -193,6 +193,9 @@ done
 write_inventory a1 a2 a3
 
 step "PKI for ferrocd_tls (ferrocd has no TLS yet: certificates only, not served)"
+# On the spare hosts a4 a5 a6 as a group of their own, whose members do not run: nothing to
+# restart, and the running cluster keeps its http.
+write_inventory a4 a5 a6
 play tests/hosts/ansible-pki.yml
 play tests/hosts/ansible-pki.yml
 expect "changed tasks in the second PKI run" "$(changed_total)" 0
@@ -204,16 +207,18 @@ expect "ca.key mode" "$(stat -c %a "$pki/ca.key")" 600
 openssl verify -CAfile "$pki/ca.crt" "$pki/client.crt" "$pki"/members/*/server.crt "$pki"/members/*/peer.crt >/dev/null ||
   fail "openssl verify"
 ok "client and member certificates verify against ca.crt"
-expect_in "a2 server.crt names" "$(openssl x509 -in "$pki/members/a2/server.crt" -noout -ext subjectAltName)" \
-  "IP Address:10.88.9.12, DNS:a2, IP Address:127.0.0.1, DNS:localhost"
+expect_in "a5 server.crt names" "$(openssl x509 -in "$pki/members/a5/server.crt" -noout -ext subjectAltName)" \
+  "IP Address:10.88.9.15, DNS:a5, IP Address:127.0.0.1, DNS:localhost"
 expect_in "client.crt usage" "$(openssl x509 -in "$pki/client.crt" -noout -ext extendedKeyUsage)" "TLS Web Client Authentication"
-expect "a2 /etc/etcd/pki" "$(hosts_exec a2 stat -c '%n %U:%G %a' /etc/etcd/pki /etc/etcd/pki/peer.key /etc/etcd/pki/ca.crt | tr '\n' ' ')" \
+expect "a5 /etc/etcd/pki" "$(hosts_exec a5 stat -c '%n %U:%G %a' /etc/etcd/pki /etc/etcd/pki/peer.key /etc/etcd/pki/ca.crt | tr '\n' ' ')" \
   "/etc/etcd/pki root:etcd 750 /etc/etcd/pki/peer.key root:etcd 640 /etc/etcd/pki/ca.crt root:etcd 644 "
-expect "a2 key matches the controller's" "$(hosts_exec a2 md5sum </dev/null /etc/etcd/pki/server.key | cut -d' ' -f1)" \
-  "$(md5sum "$pki/members/a2/server.key" | cut -d' ' -f1)"
-conf=$(hosts_exec a1 cat /root/etcd.conf.tls)
-expect_in "TLS etcd.conf" "$conf" 'ETCD_LISTEN_CLIENT_URLS="https://10.88.9.11:2379,https://127.0.0.1:2379"'
+expect "a5 key matches the controller's" "$(hosts_exec a5 md5sum </dev/null /etc/etcd/pki/server.key | cut -d' ' -f1)" \
+  "$(md5sum "$pki/members/a5/server.key" | cut -d' ' -f1)"
+expect "a5 etcd" "$(hosts_exec a5 systemctl is-active etcd || true)" inactive
+conf=$(hosts_exec a4 cat /root/etcd.conf.tls)
+expect_in "TLS etcd.conf" "$conf" 'ETCD_LISTEN_CLIENT_URLS="https://10.88.9.14:2379,https://127.0.0.1:2379"'
 expect_in "TLS etcd.conf" "$conf" 'ETCD_PEER_TRUSTED_CA_FILE="/etc/etcd/pki/ca.crt"'
+write_inventory a1 a2 a3
 check_cluster a1 a2 a3
 
 step "rolling-restart.yml"
