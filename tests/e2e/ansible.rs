@@ -52,7 +52,7 @@ fn ansible_deploys_replaces_and_scales_a_cluster_on_systemd_hosts() {
     }
     let (status, output) = run_script("tests/hosts/ansible.sh");
     println!("{output}");
-    let failure = output.lines().filter(|line| line.starts_with("FAIL: ")).next_back();
+    let failure = output.lines().rfind(|line| line.starts_with("FAIL: "));
     match status {
         Some(status) => assert!(
             status.success(),

@@ -51,7 +51,7 @@ fn packages_install_run_upgrade_and_form_a_cluster_on_systemd_hosts() {
     }
     let (status, output) = run_script("tests/hosts/packages.sh");
     println!("{output}");
-    let failure = output.lines().filter(|line| line.starts_with("FAIL: ")).next_back();
+    let failure = output.lines().rfind(|line| line.starts_with("FAIL: "));
     match status {
         Some(status) => assert!(
             status.success(),
