@@ -17,6 +17,9 @@ command -v lintian >/dev/null || need_apt+=(lintian)
 command -v rpmlint >/dev/null || need_apt+=(rpmlint)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
+# The Ansible test (tests/hosts/ansible.sh): a venv from PyPI, and openssl for the certificates.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ! -x /opt/etcd/usr/bin/etcd ] || [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -34,6 +37,12 @@ if [ ! -x /opt/etcd/usr/bin/etcd ]; then
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
+fi
+
+# Ansible, ansible-lint and the collections the playbooks use, pinned in
+# tests/hosts/ansible-requirements.txt (cached under /var/cache/ferrocd-tests).
+if [ "$(id -u)" = 0 ]; then
+  bash tests/hosts/ansible-env.sh >/dev/null
 fi
 
 cargo fmt --check

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::problem::{About, Problem};
 use super::resolve::{locate, resolve, Resolved};
-use super::{ClusterState, Config, ConfigError, Loaded};
+use super::{Config, ConfigError, Loaded};
 
 /// Checks the configuration `args` (after `check-config`) and `env` describe.
 pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Loaded {
@@ -69,11 +69,9 @@ fn bootstrap_problems(config: &Config) -> Vec<Problem> {
         return Vec::new();
     }
     let mut problems = repeated_names(config);
-    if config.initial_cluster_state == ClusterState::Existing {
-        let text = "--initial-cluster-state=existing with an empty data dir: joining a running cluster \
-                    needs runtime reconfiguration, which this ferrocd version does not support yet";
-        problems.push(Problem::invalid(text, About::Flag("initial-cluster-state")));
-    } else if let Err(ConfigError::Invalid(text)) = config.verify_bootstrap() {
+    // A member joining with `existing` is checked as the start checks it (its name must be
+    // listed); whether the cluster knows it is only known by asking the peers, at start.
+    if let Err(ConfigError::Invalid(text)) = config.verify_bootstrap() {
         problems.push(Problem::invalid(text, about()));
     }
     problems

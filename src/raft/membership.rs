@@ -289,8 +289,9 @@ impl Replica {
         if started < quorum(others.len()) {
             return Err(ReconfigError::NotEnoughStarted);
         }
-        // A member that never answered is not part of the active quorum.
-        if id != self.member_id() && self.channels().last_answer(id).is_none() {
+        // A member that is down (no answer within the health interval, or never) is not part of
+        // the active quorum: removing it is safe, as etcd's transport "active since" check has it.
+        if id != self.member_id() && !self.connected(id) {
             return Ok(());
         }
         let active = view.voters.iter().filter(|voter| self.connected(**voter)).count();

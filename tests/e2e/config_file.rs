@@ -107,3 +107,41 @@ fn check_config_passes_the_guide_file_and_lists_errors_of_a_broken_one() {
     );
     assert!(stderr.ends_with("ferrocd would not start\n"), "{stderr}");
 }
+
+/// A member that joins a running cluster (the cluster operations' `member add`, then a start
+/// with `existing` and an empty data dir) passes check-config, which the systemd unit runs
+/// before every start; its name must still be in the initial cluster.
+#[test]
+fn check_config_passes_a_joining_member_and_wants_its_name_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str| {
+        let file = dir.path().join(format!("{name}.conf"));
+        std::fs::write(
+            &file,
+            format!(
+                "[member]\nETCD_NAME={name}\nETCD_DATA_DIR={}/data\n\
+                 ETCD_LISTEN_PEER_URLS=http://127.0.0.1:2380\nETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:2379\n\
+                 [cluster]\nETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380\nETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379\n\
+                 ETCD_INITIAL_CLUSTER=a=http://10.0.0.1:2380,d=http://127.0.0.1:2380\n\
+                 ETCD_INITIAL_CLUSTER_STATE=existing\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(FERROCD)
+            .args(["check-config", "--config-file"])
+            .arg(&file)
+            .env_remove("ETCD_NAME")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = check("d");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = check("e");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: couldn't find local name \"e\" in the initial cluster configuration"),
+        "{stderr}"
+    );
+}

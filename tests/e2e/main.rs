@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binaries driven by etcdctl and the etcd-client crate.
 
+mod ansible;
 mod cluster;
 mod config_file;
 mod ctl;

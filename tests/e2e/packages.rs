@@ -54,7 +54,7 @@ fn packages_install_run_upgrade_and_form_a_cluster_on_systemd_hosts() {
     }
     let (status, output) = run_script("tests/hosts/packages.sh");
     println!("{output}");
-    let failure = output.lines().find(|line| line.starts_with("FAIL: "));
+    let failure = output.lines().rfind(|line| line.starts_with("FAIL: "));
     match status {
         Some(status) => assert!(
             status.success(),

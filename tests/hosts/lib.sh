@@ -299,3 +299,59 @@ hosts_cleanup() {
   HOSTS_WORK=
   return 0
 }
+
+# --- Added for the Ansible test (tests/hosts/ansible.sh) -------------------------------------
+
+# A plain network namespace NAME with address IP/24 on network NET: a machine that is not one of
+# the hosts (an Ansible controller's or a client's place on the network). Removed by
+# hosts_cleanup (it is recorded like a host without nspawn).
+hosts_netns() {
+  local name=$1 net=$2 ip=$3
+  local dir=$HOSTS_WORK/hosts/$name
+  mkdir -p "$dir"
+  echo "$net" >"$dir/network"
+  ip netns add "$name"
+  ip link add "hv-$name" netns "hsw-$net" type veth peer name eth0 netns "$name"
+  ip -n "hsw-$net" link set "hv-$name" master br0 up
+  ip -n "$name" addr add "$ip/24" dev eth0
+  ip -n "$name" link set lo up
+  ip -n "$name" link set eth0 up
+}
+
+# A power cut and a boot of host NAME: kills its PID 1 (no shutdown), then boots the same
+# overlay in the same network namespace again and waits until systemd has booted it.
+hosts_power_cycle() {
+  local name=$1 dir=$HOSTS_WORK/hosts/$1 nspawn
+  nspawn=$(cat "$dir/nspawn.pid")
+  kill -KILL "$(hosts_pid "$name")"
+  for _ in $(seq 1 100); do
+    kill -0 "$nspawn" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$nspawn" 2>/dev/null && { hosts_log "nspawn of $name still runs after its PID 1 died"; return 1; }
+  wait "$nspawn" 2>/dev/null || true
+  local cg=ferrocd-hosts-$name
+  (
+    echo "$BASHPID" >"/sys/fs/cgroup/systemd/$cg/cgroup.procs"
+    echo "$BASHPID" >"/sys/fs/cgroup/unified/$cg/cgroup.procs"
+    exec systemd-nspawn -b -D "$dir/merged" -M "$name" --register=no --keep-unit \
+      --network-namespace-path="/run/netns/$name" --capability=CAP_NET_ADMIN \
+      --console=read-only </dev/null >>"$dir/console.log" 2>&1
+  ) &
+  echo $! >"$dir/nspawn.pid"
+  local pid=""
+  for _ in $(seq 1 300); do
+    pid=$(pgrep -P "$(cat "$dir/nspawn.pid")" -x systemd || true)
+    [ -n "$pid" ] && break
+    sleep 0.1
+  done
+  [ -n "$pid" ] || { hosts_log "host $name did not boot again"; tail -n 30 "$dir/console.log" >&2; return 1; }
+  echo "$pid" >"$dir/init.pid"
+  local state=
+  for _ in $(seq 1 600); do
+    state=$(timeout 120 nsenter -t "$pid" -a systemctl is-system-running --wait 2>/dev/null || true)
+    [ -n "$state" ] && [ "$state" != offline ] && break
+    sleep 0.1
+  done
+  hosts_log "host $name booted again ($state)"
+}
