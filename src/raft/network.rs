@@ -98,10 +98,11 @@ impl PeerChannels {
     }
 
     fn channel(&self, url: &str) -> Result<Channel, String> {
-        Ok(Endpoint::from_shared(url.to_string())
+        let (uri, connector) = self.connector.for_url(url);
+        Ok(Endpoint::from_shared(uri)
             .map_err(|e| format!("bad peer URL {url}: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
-            .connect_with_connector_lazy(self.connector.clone()))
+            .connect_with_connector_lazy(connector))
     }
 
     /// Asks the member at a peer URL how it sees the cluster.

@@ -33,6 +33,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> PeerIo for T {}
 #[derive(Clone)]
 pub struct PeerConnector {
     tls: Arc<ClientTls>,
+    /// TLS for every connection, whatever the URI's scheme: tonic is given
+    /// `http` URIs, since with its own TLS features enabled it refuses an
+    /// `https` URI it has no TLS configuration of its own for.
+    https: bool,
 }
 
 struct ClientTls {
@@ -53,7 +57,25 @@ impl PeerConnector {
             generated,
             current: RwLock::new(Arc::new(config)),
         };
-        Ok(PeerConnector { tls: Arc::new(tls) })
+        Ok(PeerConnector {
+            tls: Arc::new(tls),
+            https: false,
+        })
+    }
+
+    /// This connector for a peer URL: the URI to give tonic, and the
+    /// connector that dials it with TLS when the URL is `https`.
+    pub fn for_url(&self, url: &str) -> (String, PeerConnector) {
+        match url.strip_prefix("https://") {
+            Some(rest) => (
+                format!("http://{rest}"),
+                PeerConnector {
+                    tls: self.tls.clone(),
+                    https: true,
+                },
+            ),
+            None => (url.to_string(), self.clone()),
+        }
     }
 
     /// Reads the peer certificate files again; new connections use them.
@@ -68,7 +90,7 @@ impl PeerConnector {
         let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{uri}: {why}"));
         let host = uri.host().ok_or_else(|| invalid("no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let https = uri.scheme_str() == Some("https");
+        let https = self.https || uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let stream = TcpStream::connect((host.as_str(), port)).await?;
         stream.set_nodelay(true)?;
