@@ -358,7 +358,12 @@ impl Globals {
                 .to_string();
             let config = self.tls_config(&host)?;
             endpoint = if self.tls.skip_verify {
-                endpoint.tls_config_with_verifier(config, Arc::new(tls::SkipVerify::new()))
+                endpoint.tls_config_with_verifier(
+                    config,
+                    Arc::new(crate::tls::AnyCertificate::new(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))),
+                )
             } else {
                 endpoint.tls_config(config)
             }
@@ -528,59 +533,6 @@ impl Client {
             .map_err(|_| CtlError::new(Exit::BadConnection, "the server sent an invalid auth token"))?;
         self.token = Some(token);
         Ok(())
-    }
-}
-
-/// `--insecure-skip-tls-verify`: accept any server certificate, still
-/// checking the handshake signatures.
-mod tls {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, Error, SignatureScheme};
-
-    #[derive(Debug)]
-    pub struct SkipVerify(WebPkiSupportedAlgorithms);
-
-    impl SkipVerify {
-        pub fn new() -> SkipVerify {
-            SkipVerify(rustls::crypto::ring::default_provider().signature_verification_algorithms)
-        }
-    }
-
-    impl ServerCertVerifier for SkipVerify {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls12_signature(message, cert, dss, &self.0)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls13_signature(message, cert, dss, &self.0)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_schemes()
-        }
     }
 }
 

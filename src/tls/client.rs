@@ -113,7 +113,7 @@ fn build(files: &TlsFiles, options: &Options, generated: Option<&Generated>) -> 
     let builder = match (&generated, &files.trusted_ca_file) {
         (Some(_), None) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SelfSigned(options.provider.clone()))),
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(options.provider.clone()))),
         (_, ca_file) => builder.with_root_certificates(files::roots(ca_file.as_deref())?),
     };
     let mut config = match (&generated, &files.cert_file, &files.key_file) {
@@ -143,12 +143,19 @@ impl tower::Service<http::Uri> for PeerConnector {
     }
 }
 
-/// Accepts any peer certificate (auto TLS: every member's is self-signed) but still checks
-/// that the handshake is signed by its key.
+/// Accepts any server certificate but still checks that the handshake is signed by its key:
+/// peers with auto TLS (every member's certificate is self-signed), and ferrocdctl's
+/// `--insecure-skip-tls-verify`.
 #[derive(Debug)]
-struct SelfSigned(Arc<rustls::crypto::CryptoProvider>);
+pub struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
 
-impl ServerCertVerifier for SelfSigned {
+impl AnyCertificate {
+    pub fn new(provider: Arc<rustls::crypto::CryptoProvider>) -> AnyCertificate {
+        AnyCertificate(provider)
+    }
+}
+
+impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
         &self,
         _: &CertificateDer<'_>,

@@ -17,7 +17,7 @@ mod suites;
 
 use std::sync::Arc;
 
-pub use client::PeerConnector;
+pub use client::{AnyCertificate, PeerConnector};
 pub use server::ServerTls;
 pub use suites::cipher_suite;
 

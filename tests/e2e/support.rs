@@ -390,3 +390,52 @@ pub async fn client(endpoints: &[String]) -> etcd_client::Client {
         .await
         .expect("connect etcd-client")
 }
+
+/// Runs a host scenario script (`tests/hosts/*.sh`) from the repository root, prints its whole
+/// output, and asserts it passed: exit 0 within `limit` (after which it gets SIGTERM and its
+/// trap stops its hosts) and its summary line. Skipped unless root.
+pub fn run_host_scenario(script: &str, limit: Duration) {
+    use nix::sys::signal::{kill, SIGTERM};
+    use nix::unistd::{Pid, Uid};
+
+    if !Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let log = tempfile::NamedTempFile::new().unwrap();
+    // One open file for both streams (a duplicate shares the offset), so neither overwrites
+    // the other.
+    let output = log.reopen().unwrap();
+    let mut child = Command::new("bash")
+        .arg(script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = kill(Pid::from_raw(child.id() as i32), SIGTERM);
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output = std::fs::read_to_string(log.path()).unwrap();
+    println!("{output}");
+    let failure = output.lines().rfind(|line| line.starts_with("FAIL: "));
+    match status {
+        Some(status) => assert!(
+            status.success(),
+            "{script} exited with {status}: {}\n(full output above)",
+            failure.unwrap_or("no FAIL line")
+        ),
+        None => panic!("{script} took more than {limit:?}\n(full output above)"),
+    }
+    assert!(output.contains("checks passed in"), "no summary line");
+}
