@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod auth;
 pub mod config;
 pub mod ctl;
 pub mod metrics;

@@ -22,6 +22,12 @@ impl ClusterService {
     pub fn new(context: Arc<Context>) -> Self {
         ClusterService { context }
     }
+
+    /// Membership changes need the root role once auth is on.
+    async fn admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = self.context.caller(request).await?;
+        self.context.authorize(&caller, &[crate::auth::Need::Admin])
+    }
 }
 
 /// Every member as etcd lists it: a member added but not started yet has no
@@ -70,6 +76,7 @@ fn peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        self.admin(&request).await?;
         let request = request.into_inner();
         let peer_urls = peer_urls(&request.peer_ur_ls)?;
         let change = MembershipChange::Add {
@@ -95,6 +102,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.admin(&request).await?;
         let id = request.get_ref().id;
         self.context
             .replica
@@ -112,6 +120,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        self.admin(&request).await?;
         let request = request.into_inner();
         let peer_urls = peer_urls(&request.peer_ur_ls)?;
         let change = MembershipChange::Update {
@@ -143,6 +152,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.admin(&request).await?;
         let id = request.get_ref().id;
         self.context
             .replica

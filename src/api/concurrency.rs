@@ -9,8 +9,9 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::Context;
+use super::{Caller, Context};
 use crate::apply::Command;
+use crate::auth::Need;
 use crate::mvcc::{WatchMessage, WatchSpec};
 use crate::proto::etcdserverpb::{
     compare, range_request, request_op, response_op, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
@@ -48,6 +49,7 @@ fn range_op(key: &[u8]) -> RequestOp {
 /// as it is now (its create revision orders the queue) and the header.
 pub async fn create_key(
     context: &Context,
+    caller: &Caller,
     key: &[u8],
     value: &[u8],
     lease: i64,
@@ -74,7 +76,7 @@ pub async fn create_key(
         ],
         failure: vec![range_op(key)],
     };
-    let response: TxnResponse = context.propose(Command::Txn(txn.encode_to_vec())).await?;
+    let response: TxnResponse = context.propose_as(caller, Command::Txn(txn.encode_to_vec())).await?;
     let kv = response.responses.into_iter().rev().find_map(|op| match op.response {
         Some(response_op::Response::ResponseRange(range)) => range.kvs.into_iter().next(),
         _ => None,
@@ -84,13 +86,20 @@ pub async fn create_key(
 }
 
 /// Deletes `key`; used to give up ownership.
-pub async fn delete_key(context: &Context, key: &[u8]) -> Result<Option<ResponseHeader>, Status> {
+pub async fn delete_key(context: &Context, caller: &Caller, key: &[u8]) -> Result<Option<ResponseHeader>, Status> {
     let request = DeleteRangeRequest {
         key: key.to_vec(),
         ..Default::default()
     };
-    let response: DeleteRangeResponse = context.propose(Command::DeleteRange(request.encode_to_vec())).await?;
+    let command = Command::DeleteRange(request.encode_to_vec());
+    let response: DeleteRangeResponse = context.propose_as(caller, command).await?;
     Ok(response.header)
+}
+
+/// Whether `caller` may read the queue under `prefix` (lock and election
+/// clients read it to find the owner).
+pub fn authorize_queue(context: &Context, caller: &Caller, prefix: &[u8]) -> Result<(), Status> {
+    context.authorize(caller, &[Need::read(prefix, &prefix_end(prefix))])
 }
 
 /// The first key under `prefix` by create revision, with revision filters.
@@ -166,15 +175,16 @@ impl Drop for Unregister {
 /// client went away), as etcd's mutex does.
 pub struct AbandonGuard {
     pub context: Arc<Context>,
+    pub caller: Caller,
     pub key: Option<Vec<u8>>,
 }
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let context = self.context.clone();
+            let (context, caller) = (self.context.clone(), self.caller.clone());
             tokio::spawn(async move {
-                let _ = delete_key(&context, &key).await;
+                let _ = delete_key(&context, &caller, &key).await;
             });
         }
     }

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::concurrency::{create_key, first_owner, ownership_key, wait_for_turn, AbandonGuard};
-use super::Context;
+use super::concurrency::{authorize_queue, create_key, first_owner, ownership_key, wait_for_turn, AbandonGuard};
+use super::{Caller, Context};
 use crate::apply::Command;
 use crate::mvcc::{WatchMessage, WatchSpec};
 use crate::proto::etcdserverpb::{
@@ -49,6 +49,7 @@ fn no_leader() -> Status {
 /// Runs `op` only while `leader` still owns its key; false when it does not.
 async fn if_still_leader(
     context: &Context,
+    caller: &Caller,
     leader: &LeaderKey,
     op: request_op::Request,
 ) -> Result<TxnResponse, Status> {
@@ -63,7 +64,7 @@ async fn if_still_leader(
         success: vec![RequestOp { request: Some(op) }],
         failure: Vec::new(),
     };
-    context.propose(Command::Txn(txn.encode_to_vec())).await
+    context.propose_as(caller, Command::Txn(txn.encode_to_vec())).await
 }
 
 type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send>>;
@@ -71,9 +72,11 @@ type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> +
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(&self, request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        let caller = self.context.caller(&request).await?;
         let request = request.into_inner();
+        authorize_queue(&self.context, &caller, &prefix_of(&request.name))?;
         let key = ownership_key(&request.name, request.lease);
-        let (kv, _) = create_key(&self.context, &key, &request.value, request.lease).await?;
+        let (kv, _) = create_key(&self.context, &caller, &key, &request.value, request.lease).await?;
         let leader = LeaderKey {
             name: request.name.clone(),
             key: key.clone(),
@@ -87,10 +90,11 @@ impl Election for ElectionService {
                 lease: request.lease,
                 ..Default::default()
             };
-            if_still_leader(&self.context, &leader, request_op::Request::RequestPut(put)).await?;
+            if_still_leader(&self.context, &caller, &leader, request_op::Request::RequestPut(put)).await?;
         }
         let mut guard = AbandonGuard {
             context: self.context.clone(),
+            caller,
             key: Some(key),
         };
         wait_for_turn(&self.context, &prefix_of(&request.name), kv.create_revision).await?;
@@ -102,6 +106,7 @@ impl Election for ElectionService {
     }
 
     async fn proclaim(&self, request: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
+        let caller = self.context.caller(&request).await?;
         let request = request.into_inner();
         let leader = request
             .leader
@@ -112,7 +117,7 @@ impl Election for ElectionService {
             lease: leader.lease,
             ..Default::default()
         };
-        let response = if_still_leader(&self.context, &leader, request_op::Request::RequestPut(put)).await?;
+        let response = if_still_leader(&self.context, &caller, &leader, request_op::Request::RequestPut(put)).await?;
         if !response.succeeded {
             return Err(not_leader());
         }
@@ -122,8 +127,11 @@ impl Election for ElectionService {
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let caller = self.context.caller(&request).await?;
         self.context.replica.linearize().await?;
-        let kv = first_owner(&self.context, &prefix_of(&request.into_inner().name), 0)?.ok_or_else(no_leader)?;
+        let prefix = prefix_of(&request.into_inner().name);
+        authorize_queue(&self.context, &caller, &prefix)?;
+        let kv = first_owner(&self.context, &prefix, 0)?.ok_or_else(no_leader)?;
         Ok(Response::new(LeaderResponse {
             header: self.context.header_now(),
             kv: Some(kv),
@@ -134,7 +142,9 @@ impl Election for ElectionService {
 
     /// Sends the leader's key-value now and whenever it changes.
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+        let caller = self.context.caller(&request).await?;
         let prefix = prefix_of(&request.into_inner().name);
+        authorize_queue(&self.context, &caller, &prefix)?;
         let context = self.context.clone();
         let (outgoing, responses) = mpsc::channel(16);
         tokio::spawn(async move {
@@ -178,6 +188,7 @@ impl Election for ElectionService {
     }
 
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let caller = self.context.caller(&request).await?;
         let leader = request
             .into_inner()
             .leader
@@ -186,7 +197,8 @@ impl Election for ElectionService {
             key: leader.key.clone(),
             ..Default::default()
         };
-        let response = if_still_leader(&self.context, &leader, request_op::Request::RequestDeleteRange(delete)).await?;
+        let delete = request_op::Request::RequestDeleteRange(delete);
+        let response = if_still_leader(&self.context, &caller, &leader, delete).await?;
         let mut header = response.header;
         self.context.fill(&mut header);
         Ok(Response::new(ResignResponse { header }))

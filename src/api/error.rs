@@ -4,6 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::apply::ApplyError;
+use crate::auth::AuthError;
 use crate::mvcc::MvccError;
 use crate::raft::{ProposeError, ReconfigError};
 
@@ -41,6 +42,8 @@ pub enum EtcdError {
     NoSpace,
     NotLeader,
     BadLeaderTransferee,
+    /// The auth store's refusals, with the texts of etcd's gRPC layer.
+    Auth(AuthError),
     /// Anything else, with its own text.
     Internal(String),
 }
@@ -102,8 +105,48 @@ impl EtcdError {
             NoSpace => (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
             NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
             BadLeaderTransferee => (Code::FailedPrecondition, "etcdserver: bad leader transferee"),
+            Auth(e) => auth_wire(*e),
             Internal(message) => (Code::Unknown, message),
         }
+    }
+}
+
+/// etcd's rpctypes for the auth errors.
+fn auth_wire(e: AuthError) -> (Code, &'static str) {
+    use AuthError::*;
+    match e {
+        RootUserNotExist => (Code::FailedPrecondition, "etcdserver: root user does not exist"),
+        RootRoleNotExist => (
+            Code::FailedPrecondition,
+            "etcdserver: root user does not have root role",
+        ),
+        UserAlreadyExist => (Code::FailedPrecondition, "etcdserver: user name already exists"),
+        UserEmpty => (Code::InvalidArgument, "etcdserver: user name is empty"),
+        UserNotFound => (Code::FailedPrecondition, "etcdserver: user name not found"),
+        RoleAlreadyExist => (Code::FailedPrecondition, "etcdserver: role name already exists"),
+        RoleNotFound => (Code::FailedPrecondition, "etcdserver: role name not found"),
+        RoleEmpty => (Code::InvalidArgument, "etcdserver: role name is empty"),
+        AuthFailed => (
+            Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password",
+        ),
+        PermissionDenied => (Code::PermissionDenied, "etcdserver: permission denied"),
+        RoleNotGranted => (Code::FailedPrecondition, "etcdserver: role is not granted to the user"),
+        PermissionNotGranted => (
+            Code::FailedPrecondition,
+            "etcdserver: permission is not granted to the role",
+        ),
+        AuthNotEnabled => (Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
+        InvalidAuthToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
+        InvalidAuthMgmt => (Code::InvalidArgument, "etcdserver: invalid auth management"),
+        AuthOldRevision => (Code::InvalidArgument, "etcdserver: revision of auth store is old"),
+        PermissionNotGiven => (Code::InvalidArgument, "etcdserver: permission not given"),
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Status {
+        EtcdError::Auth(e).into()
     }
 }
 
@@ -140,6 +183,7 @@ impl From<ApplyError> for EtcdError {
             ApplyError::LeaseExists => EtcdError::LeaseExists,
             ApplyError::Undecodable => EtcdError::Internal("etcdserver: undecodable request".into()),
             ApplyError::NoSpace => EtcdError::NoSpace,
+            ApplyError::Auth(e) => EtcdError::Auth(e),
         }
     }
 }

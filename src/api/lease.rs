@@ -77,8 +77,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let caller = self.context.caller(&request).await?;
         let id = request.into_inner().id;
-        let mut response: LeaseRevokeResponse = self.context.propose(Command::LeaseRevoke { id }).await?;
+        let mut response: LeaseRevokeResponse = self.context.propose_as(&caller, Command::LeaseRevoke { id }).await?;
         self.context.fill(&mut response.header);
         Ok(Response::new(response))
     }

@@ -38,6 +38,12 @@ impl MaintenanceService {
     pub fn new(context: Arc<Context>) -> Self {
         MaintenanceService { context }
     }
+
+    /// etcd lets only the root role defragment, hash, snapshot and move the leader.
+    async fn admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = self.context.caller(request).await?;
+        self.context.authorize_maintenance(&caller)
+    }
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
@@ -115,7 +121,8 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(response))
     }
 
-    async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        self.admin(&request).await?;
         let before = self.context.backend.size_on_disk();
         self.context
             .backend
@@ -129,7 +136,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.admin(&request).await?;
         let (hash, revision) = {
             let applier = self.context.applier.read();
             (applier.hash()?, applier.store().revision())
@@ -143,6 +151,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.admin(&request).await?;
         let revision = request.get_ref().revision;
         let (hash, compact_revision, current) = {
             let applier = self.context.applier.read();
@@ -164,7 +173,8 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        self.admin(&request).await?;
         let contents = {
             let applier = self.context.applier.read();
             snapshot::Contents {
@@ -194,6 +204,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.admin(&request).await?;
         let target = request.get_ref().target_id;
         let replica = &self.context.replica;
         if replica.leader() != Some(replica.member_id()) {

@@ -1,6 +1,8 @@
 //! The client API: one module per etcd gRPC service, the HTTP endpoints that
 //! share the client port, and the context every handler works with.
 
+mod auth;
+mod caller;
 mod cluster;
 mod concurrency;
 mod election;
@@ -22,10 +24,13 @@ use prost::Message;
 use tonic::service::Routes;
 use tonic::Status;
 
+pub use caller::Caller;
 pub use error::EtcdError;
 
 use crate::apply::{Applier, Command};
+use crate::auth::TokenConfig;
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -62,6 +67,10 @@ pub struct Context {
     pub watch_progress_interval: std::time::Duration,
     /// `--quota-backend-bytes`, resolved (`u64::MAX`: no quota).
     pub quota_backend_bytes: u64,
+    /// How tokens are issued and checked (`--auth-token`).
+    pub tokens: TokenConfig,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
 }
 
 impl Context {
@@ -135,6 +144,7 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         .add_service(WatchServer::new(watch::WatchService::new(context.clone())))
         .add_service(LockServer::new(lock::LockService::new(context.clone())))
         .add_service(ElectionServer::new(election::ElectionService::new(context.clone())))
+        .add_service(AuthServer::new(auth::AuthService::new(context.clone())))
         .add_service(health)
         .into_axum_router()
         .layer(axum::middleware::from_fn(grpc_metrics::count));

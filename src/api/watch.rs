@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller::Caller;
 use super::{Context, EtcdError};
+use crate::auth::Need;
 use crate::mvcc::{history, MvccError, WatchMessage, WatchSpec};
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::watch_server::Watch;
@@ -48,9 +50,10 @@ impl Watch for WatchService {
         if require_leader && !self.context.replica.has_leader() {
             return Err(EtcdError::NoLeader.into());
         }
+        let caller = self.context.caller(&request).await?;
         let (outgoing, responses) = mpsc::channel(OUTGOING_QUEUE);
         let stream_id = self.context.applier.read().watches().new_stream();
-        let stream = StreamTask::new(self.context.clone(), stream_id, outgoing);
+        let stream = StreamTask::new(self.context.clone(), caller, stream_id, outgoing);
         tokio::spawn(stream.run(request.into_inner(), require_leader));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
@@ -67,6 +70,8 @@ struct Watcher {
 
 struct StreamTask {
     context: Arc<Context>,
+    /// Who opened the stream: each watch it creates is checked for them.
+    caller: Caller,
     stream_id: u64,
     outgoing: mpsc::Sender<Result<WatchResponse, Status>>,
     watchers: HashMap<i64, Watcher>,
@@ -76,11 +81,17 @@ struct StreamTask {
 }
 
 impl StreamTask {
-    fn new(context: Arc<Context>, stream_id: u64, outgoing: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+    fn new(
+        context: Arc<Context>,
+        caller: Caller,
+        stream_id: u64,
+        outgoing: mpsc::Sender<Result<WatchResponse, Status>>,
+    ) -> Self {
         let (hub_tx, _) = mpsc::channel(1);
         let (lag_tx, _) = mpsc::unbounded_channel();
         StreamTask {
             context,
+            caller,
             stream_id,
             outgoing,
             watchers: HashMap::new(),
@@ -181,6 +192,19 @@ impl StreamTask {
     }
 
     async fn create(&mut self, create: WatchCreateRequest) -> bool {
+        let needs = [Need::read(&create.key, &create.range_end)];
+        if self.context.authorize(&self.caller, &needs).is_err() {
+            // etcd creates and cancels it at once, with gRPC's text of its error.
+            let refused = WatchResponse {
+                header: self.header(self.current_revision()),
+                watch_id: create.watch_id,
+                created: true,
+                canceled: true,
+                cancel_reason: "rpc error: code = PermissionDenied desc = etcdserver: permission denied".into(),
+                ..Default::default()
+            };
+            return self.send(refused).await;
+        }
         let watch_id = if create.watch_id != 0 {
             create.watch_id
         } else {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, AuthCommand, AuthError, AuthState, Need};
 use crate::mvcc::{Lessor, MvccError, Store, WatchHub};
 use crate::proto::etcdserverpb::{
     AlarmResponse, AlarmType, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse,
@@ -62,6 +63,14 @@ pub enum Command {
         member_id: u64,
         attributes: MemberAttributes,
     },
+    /// A change to users, roles or auth itself, or a simple token's assignment.
+    Auth(AuthCommand),
+    /// A client's command, checked against the auth rules in force when it
+    /// is applied (`user`: whom the client authenticated as, if anyone).
+    As {
+        user: Option<String>,
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -73,6 +82,8 @@ impl Command {
             | Command::LeaseRevoke { .. }
             | Command::Publish { .. }
             | Command::Alarm { .. } => 16,
+            Command::Auth(_) => 64,
+            Command::As { user, command } => user.as_ref().map_or(0, String::len) + command.size(),
         }
     }
 }
@@ -98,12 +109,15 @@ pub enum ApplyError {
     Undecodable,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: {0}")]
+    Auth(#[from] AuthError),
 }
 
 pub struct Applier {
     store: Store,
     members: Members,
     alarms: Alarms,
+    auth: AuthState,
     lessor: Lessor,
     /// Receives every applied change; shared with the Watch API.
     watches: Arc<WatchHub>,
@@ -113,12 +127,14 @@ impl Applier {
     pub fn open(space: Keyspace) -> Result<Self, MvccError> {
         let members = Members::load(&space)?;
         let alarms = Alarms::load(&space)?;
+        let auth = AuthState::load(&space)?;
         let store = Store::open(space.clone())?;
         let lessor = Lessor::load(&space, &store)?;
         Ok(Applier {
             store,
             members,
             alarms,
+            auth,
             lessor,
             watches: Arc::default(),
         })
@@ -128,6 +144,9 @@ impl Applier {
     pub fn reload(&mut self, space: &Keyspace) -> Result<(), MvccError> {
         self.members = Members::load(space)?;
         self.alarms = Alarms::load(space)?;
+        let ttl = self.auth.token_ttl();
+        self.auth = AuthState::load(space)?;
+        self.auth.set_token_ttl(ttl);
         self.store.reload()?;
         self.lessor = Lessor::load(space, &self.store)?;
         Ok(())
@@ -155,6 +174,35 @@ impl Applier {
 
     pub fn alarms(&self) -> &Alarms {
         &self.alarms
+    }
+
+    pub fn auth(&self) -> &AuthState {
+        &self.auth
+    }
+
+    pub fn auth_mut(&mut self) -> &mut AuthState {
+        &mut self.auth
+    }
+
+    /// Whether `user` may run `command` under the auth rules in force.
+    fn authorize(&self, user: Option<&str>, command: &Command) -> Result<(), ApplyError> {
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        let needs = match command {
+            Command::Put(body) => auth::needs_of_put(&decode(body)?),
+            Command::DeleteRange(body) => auth::needs_of_delete(&decode(body)?),
+            Command::Txn(body) => auth::needs_of_txn(&decode(body)?),
+            Command::LeaseRevoke { id } => vec![Need::LeaseKeys(*id)],
+            Command::Auth(AuthCommand::Authenticate { .. }) => Vec::new(),
+            Command::Auth(_) => vec![Need::Admin],
+            _ => Vec::new(),
+        };
+        if needs.is_empty() {
+            return Ok(());
+        }
+        let lease_keys = |id: i64| self.lessor.keys(id);
+        Ok(self.auth.check(user, &needs, &lease_keys)?)
     }
 
     /// Every replicated record (key-value history, leases, members, alarms),
@@ -230,6 +278,17 @@ impl Applier {
                 };
                 Ok(prost::Message::encode_to_vec(&response))
             }
+            Command::Auth(change) => self.auth.apply(change).map_err(ApplyError::from).map(|()| {
+                // Every auth response is a header alone (field 1).
+                let response = crate::proto::etcdserverpb::AuthEnableResponse {
+                    header: header(self.store.revision()),
+                };
+                prost::Message::encode_to_vec(&response)
+            }),
+            Command::As { user, command } => match self.authorize(user.as_deref(), command) {
+                Ok(()) => return self.apply(command),
+                Err(e) => Err(e),
+            },
         };
         Applied { outcome: Some(outcome) }
     }
@@ -242,6 +301,7 @@ impl Applier {
             .members
             .drain_dirty()
             .chain(self.alarms.drain_dirty())
+            .chain(self.auth.drain_dirty())
             .chain(extra.into_iter().map(|(k, v)| (k, Some(v))))
             .chain(self.lessor.drain_dirty())
             .collect();

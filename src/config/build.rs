@@ -45,6 +45,18 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
     if let Some(problem) = refused.into_iter().next() {
         return Err(problem);
     }
+    let auth_token = settings.text("auth-token").to_string();
+    let auth_token_ttl = Duration::from_secs(settings.uint("auth-token-ttl"));
+    crate::auth::TokenConfig::parse(&auth_token, auth_token_ttl)
+        .map_err(|e| ConfigError::Invalid(format!("invalid --auth-token: {e:#}")))
+        .map_err(about("auth-token"))?;
+    let bcrypt_cost = u32::try_from(settings.uint("bcrypt-cost")).unwrap_or(u32::MAX);
+    if !(4..=31).contains(&bcrypt_cost) {
+        let e = ConfigError::Invalid(format!(
+            "invalid --bcrypt-cost {bcrypt_cost}: it must be between 4 and 31"
+        ));
+        return Err(about("bcrypt-cost")(e));
+    }
     Ok(Config {
         data_dir: data_dir(&name, settings.text("data-dir")),
         listen_client_urls,
@@ -69,6 +81,9 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
         quota_backend_bytes: quota(settings.int("quota-backend-bytes")),
         max_request_bytes: to_usize(settings.uint("max-request-bytes")),
         max_txn_ops: to_usize(settings.uint("max-txn-ops")),
+        auth_token,
+        auth_token_ttl,
+        bcrypt_cost,
         auto_compaction,
         watch_progress_notify_interval: settings.duration("experimental-watch-progress-notify-interval"),
         log_level: settings.text("log-level").to_string(),

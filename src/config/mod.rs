@@ -91,6 +91,12 @@ pub struct Config {
     pub quota_backend_bytes: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// `--auth-token`: `simple` or `jwt,...` (checked here, its key files read at start).
+    pub auth_token: String,
+    /// How long an unused simple token stays valid (`--auth-token-ttl`).
+    pub auth_token_ttl: Duration,
+    /// bcrypt cost of stored passwords (`--bcrypt-cost`, 4 to 31).
+    pub bcrypt_cost: u32,
     pub auto_compaction: Option<AutoCompaction>,
     /// How often a watch asking for progress notifications gets one while
     /// quiet (`--experimental-watch-progress-notify-interval`).

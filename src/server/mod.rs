@@ -23,6 +23,7 @@ pub use restore::{restore, restore_config, Restored};
 
 use crate::api::{self, Context};
 use crate::apply::{Command, MemberAttributes};
+use crate::auth::TokenConfig;
 use crate::config::Config;
 use crate::raft::{
     promote_caught_up, LeaseClock, LogStore, PeerChannels, PeerNetwork, PeerNode, PeerService, Raft, Replica,
@@ -73,6 +74,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let state_machine = StateMachine::open(&backend).map_err(|e| anyhow::anyhow!("{e}"))?;
     let applier = state_machine.applier();
+    applier.write().auth_mut().set_token_ttl(config.auth_token_ttl);
     let raft = Raft::new(
         identity.member_id,
         Arc::new(raft_config),
@@ -138,6 +140,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         min_lease_ttl: min_lease_ttl(config.election_timeout),
         watch_progress_interval: config.watch_progress_notify_interval,
         quota_backend_bytes: config.quota_backend_bytes,
+        tokens: TokenConfig::parse(&config.auth_token, config.auth_token_ttl)?,
+        bcrypt_cost: config.bcrypt_cost,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

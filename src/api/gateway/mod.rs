@@ -25,6 +25,7 @@ use tonic::{Code, Status, Streaming};
 
 use json::JsonReader;
 
+use crate::proto::etcdserverpb::auth_client::AuthClient;
 use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
@@ -207,6 +208,62 @@ pub fn routes(grpc: Router) -> Router {
             server_stream!(grpc, ElectionClient, observe, LeaderRequest),
         ),
         ("/election/resign", unary!(grpc, ElectionClient, resign, ResignRequest)),
+        ("/auth/enable", unary!(grpc, AuthClient, auth_enable, AuthEnableRequest)),
+        (
+            "/auth/disable",
+            unary!(grpc, AuthClient, auth_disable, AuthDisableRequest),
+        ),
+        // etcd 3.5's; 3.4 has no status call.
+        ("/auth/status", unary!(grpc, AuthClient, auth_status, AuthStatusRequest)),
+        (
+            "/auth/authenticate",
+            unary!(grpc, AuthClient, authenticate, AuthenticateRequest),
+        ),
+        ("/auth/user/add", unary!(grpc, AuthClient, user_add, AuthUserAddRequest)),
+        ("/auth/user/get", unary!(grpc, AuthClient, user_get, AuthUserGetRequest)),
+        (
+            "/auth/user/list",
+            unary!(grpc, AuthClient, user_list, AuthUserListRequest),
+        ),
+        (
+            "/auth/user/delete",
+            unary!(grpc, AuthClient, user_delete, AuthUserDeleteRequest),
+        ),
+        (
+            "/auth/user/changepw",
+            unary!(grpc, AuthClient, user_change_password, AuthUserChangePasswordRequest),
+        ),
+        (
+            "/auth/user/grant",
+            unary!(grpc, AuthClient, user_grant_role, AuthUserGrantRoleRequest),
+        ),
+        (
+            "/auth/user/revoke",
+            unary!(grpc, AuthClient, user_revoke_role, AuthUserRevokeRoleRequest),
+        ),
+        ("/auth/role/add", unary!(grpc, AuthClient, role_add, AuthRoleAddRequest)),
+        ("/auth/role/get", unary!(grpc, AuthClient, role_get, AuthRoleGetRequest)),
+        (
+            "/auth/role/list",
+            unary!(grpc, AuthClient, role_list, AuthRoleListRequest),
+        ),
+        (
+            "/auth/role/delete",
+            unary!(grpc, AuthClient, role_delete, AuthRoleDeleteRequest),
+        ),
+        (
+            "/auth/role/grant",
+            unary!(grpc, AuthClient, role_grant_permission, AuthRoleGrantPermissionRequest),
+        ),
+        (
+            "/auth/role/revoke",
+            unary!(
+                grpc,
+                AuthClient,
+                role_revoke_permission,
+                AuthRoleRevokePermissionRequest
+            ),
+        ),
     ];
     let mut router = Router::new();
     for prefix in PREFIXES {
