@@ -43,7 +43,17 @@ impl Context {
             });
         };
         let user = match &self.tokens.kind {
-            TokenKind::Simple => self.applier.read().auth().user_of_token(token),
+            TokenKind::Simple => {
+                let known = self.applier.read().auth().user_of_token(token);
+                match known {
+                    Some(user) => Some(user),
+                    // Issued through another member moments ago: catch up with the log first.
+                    None => {
+                        self.replica.linearize().await?;
+                        self.applier.read().auth().user_of_token(token)
+                    }
+                }
+            }
             TokenKind::Jwt(jwt) => match jwt.verify(token) {
                 Some(claims) => {
                     // Serve it under rules at least as new as those it was issued under.

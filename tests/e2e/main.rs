@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries driven by etcdctl and the etcd-client crate.
 
 mod ansible;
+mod auth;
 mod cluster;
 mod config_file;
 mod ctl;
