@@ -521,3 +521,47 @@ fn auto_tls_serves_generated_certificates_to_clients_and_peers() {
         .unwrap();
     assert!(String::from_utf8_lossy(&unverified.stdout).contains("\"health\":\"true\""));
 }
+
+#[test]
+fn with_client_certificates_and_auth_the_certificate_common_name_is_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "main");
+    let root = ca.issue("root", "root", 100);
+    let alice = ca.issue("alice", "alice", 101);
+    let mallory = ca.issue("mallory", "mallory", 102);
+    let mut node = Node::new(dir.path(), "m1");
+    let server = ca.issue("server", "m1", 1);
+    let cluster = format!("m1={}", node.peer_url());
+    let mut flags = client_flags(&ca, &server);
+    flags.extend(peer_flags(&ca, &server));
+    node.start(dir.path(), &cluster, "new", &flags);
+    let as_root = ctl_tls(&ca.ca_file(), Some(&root));
+    let as_alice = ctl_tls(&ca.ca_file(), Some(&alice));
+    let as_mallory = ctl_tls(&ca.ca_file(), Some(&mallory));
+    wait_until(Duration::from_secs(30), "the member to be healthy", || {
+        healthy(&node.client_url(), &as_root)
+    });
+    let endpoint = node.client_url();
+    // No passwords anywhere: the certificates say who is who.
+    ctl_ok(&endpoint, &as_root, &["user", "add", "root", "--no-password"]);
+    ctl_ok(&endpoint, &as_root, &["user", "add", "alice", "--no-password"]);
+    ctl_ok(&endpoint, &as_root, &["role", "add", "a-only"]);
+    ctl_ok(&endpoint, &as_root, &["role", "grant-permission", "a-only", "readwrite", "a"]);
+    ctl_ok(&endpoint, &as_root, &["user", "grant-role", "alice", "a-only"]);
+    assert_eq!(ctl_ok(&endpoint, &as_root, &["auth", "enable"]), "Authentication Enabled\n");
+
+    ctl_ok(&endpoint, &as_alice, &["put", "a", "1"]);
+    assert_eq!(ctl_ok(&endpoint, &as_alice, &["get", "a", "--print-value-only"]), "1\n");
+    let refused = |tls: &[String], args: &[&str]| {
+        let out = ctl(&endpoint, tls, args);
+        assert!(!out.status.success(), "{args:?} was allowed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(refused(&as_alice, &["put", "b", "1"]).contains("etcdserver: permission denied"));
+    assert!(refused(&as_alice, &["user", "list"]).contains("etcdserver: permission denied"));
+    // A valid certificate of a user the cluster does not know gets nothing.
+    assert!(refused(&as_mallory, &["get", "a"]).contains("etcdserver: permission denied"));
+    assert!(refused(&as_mallory, &["put", "a", "2"]).contains("etcdserver: permission denied"));
+    assert_eq!(ctl_ok(&endpoint, &as_root, &["user", "list"]), "alice\nroot\n");
+    assert_eq!(ctl_ok(&endpoint, &as_root, &["get", "a", "--print-value-only"]), "1\n");
+}
