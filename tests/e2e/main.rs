@@ -17,6 +17,7 @@ mod metrics;
 mod packages;
 mod privilege;
 mod process;
+mod shutdown;
 mod support;
 mod systemd;
 mod tls;
