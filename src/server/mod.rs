@@ -205,8 +205,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             what: "peer",
         },
         raft,
-        channels,
-        member_id: identity.member_id,
+        replica,
         election_timeout: config.election_timeout,
         backend,
     })

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::listeners;
 use super::severable::Stage;
-use crate::raft::{PeerChannels, Raft};
+use crate::raft::{Raft, Replica};
 use crate::storage::Backend;
 
 /// How long requests and streams in flight may take to finish once a listener stops accepting.
@@ -50,8 +50,7 @@ pub struct Member {
     pub clients: Listeners,
     pub peers: Listeners,
     pub raft: Raft,
-    pub channels: Arc<PeerChannels>,
-    pub member_id: u64,
+    pub replica: Arc<Replica>,
     pub election_timeout: Duration,
     pub backend: Backend,
 }
@@ -62,7 +61,7 @@ pub async fn stop(member: Member) -> anyhow::Result<()> {
     // A leader that removed itself hands over too: the others need not wait for an election
     // timeout.
     let hand_off_limit = 3 * member.election_timeout;
-    crate::raft::hand_off(&member.raft, &member.channels, member.member_id, hand_off_limit).await;
+    crate::raft::hand_off(&member.replica, hand_off_limit).await;
     match tokio::time::timeout(RAFT_STOP_DEADLINE, member.raft.shutdown()).await {
         Ok(Ok(())) => tracing::info!("raft stopped"),
         Ok(Err(e)) => anyhow::bail!("raft shutdown: {e}"),
