@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use ferrocd::config::{self, Loaded};
 use ferrocd::system::{limits, privilege, signals, telemetry};
@@ -23,7 +24,15 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    telemetry::init(&config.log_level, config.log_format, config.journal);
+    if let Err(e) = telemetry::init(
+        &config.log_level,
+        config.log_format,
+        config.journal,
+        &config.log_outputs,
+    ) {
+        eprintln!("ferrocd: {e}");
+        return ExitCode::FAILURE;
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -45,7 +54,11 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(workers = runtime.metrics().num_workers(), "runtime started");
-    match runtime.block_on(ferrocd::server::run(config, signals::shutdown())) {
+    let served = runtime.block_on(ferrocd::server::run(config, signals::shutdown()));
+    // Tasks still running (connections cut at the drain deadline, a blocking write) do not hold
+    // the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -223,9 +223,7 @@ impl Maintenance for MaintenanceService {
         }
         if target != replica.member_id() {
             let limit = replica.request_timeout().max(Duration::from_secs(5));
-            if !crate::raft::transfer_leadership(replica.raft(), replica.channels(), replica.member_id(), target, limit)
-                .await
-            {
+            if !crate::raft::transfer_leadership(replica, target, limit).await {
                 return Err(Status::unavailable(
                     "etcdserver: request timed out, leader transfer took too long",
                 ));

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::problem::{About, Problem};
 use super::settings::Settings;
-use super::{cluster, go_syntax, tls, AutoCompaction, ClusterState, Config, ConfigError, LogFormat};
+use super::{cluster, go_syntax, logging, tls, AutoCompaction, ClusterState, Config, ConfigError, LogFormat};
 
 /// Backend quota etcd uses when `--quota-backend-bytes` is 0.
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -95,6 +95,7 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
             "json" => LogFormat::Json,
             _ => LogFormat::Text,
         },
+        log_outputs: logging::outputs(settings),
         journal,
         tls,
         warnings: Vec::new(),

@@ -8,6 +8,7 @@
 //! - `problem`: errors and warnings, traced to the line of the file that caused them.
 //! - `resolve`: the order of it all: command line, file or environment, validation, build.
 //! - `build`: turning checked settings into a `Config`.
+//! - `logging`: `--log-outputs` and `--logger`, with etcd's checks.
 //! - `check`: `ferrocd check-config`: every problem a start would meet, without starting.
 //! - `cluster`: `--initial-cluster` parsing and the checks before bootstrapping a member.
 //! - `tls`: the client and peer TLS settings and the checks on their files.
@@ -19,6 +20,7 @@ mod cluster;
 mod file;
 mod flags;
 mod go_syntax;
+mod logging;
 mod problem;
 mod resolve;
 mod settings;
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 use url::Url;
 
+pub use logging::{open_log_file, LogOutput};
 use resolve::{resolve, Checked, Resolved};
 pub use tls::{check_key_file, check_readable, TlsConfig, TlsFiles, TlsVersion};
 
@@ -109,6 +112,8 @@ pub struct Config {
     /// The user to run as once the data dir and listeners are ready, when started as root.
     pub user: Option<String>,
     pub log_format: LogFormat,
+    /// Where log lines go (`--log-outputs`), each once.
+    pub log_outputs: Vec<LogOutput>,
     /// Whether stderr goes to systemd's journal (`JOURNAL_STREAM` is set).
     pub journal: bool,
     /// Client and peer TLS.

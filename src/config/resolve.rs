@@ -8,7 +8,7 @@ use super::file::{self, ConfigFile, Format};
 use super::flags;
 use super::problem::{About, Location, Problem, Severity};
 use super::settings::Settings;
-use super::{build, exit, version_text, Config, ConfigError, Loaded};
+use super::{build, exit, logging, version_text, Config, ConfigError, Loaded};
 
 /// What the command line asks for, once resolved.
 pub enum Resolved {
@@ -86,6 +86,7 @@ fn check_settings(mut settings: Settings, env: &BTreeMap<String, String>) -> Che
     }
     problems.extend(settings.unacted_warnings());
     problems.extend(settings.unspecified_address_warnings());
+    problems.extend(logging::problems(&settings));
     problems.extend(settings.validate());
     problems.extend(build::data_dir_warning(&settings));
     let built = build::config(&settings, env.contains_key("JOURNAL_STREAM"));

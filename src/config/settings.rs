@@ -333,6 +333,11 @@ impl Settings {
         &self.values[name].0
     }
 
+    /// Whether `name` was set (command line, environment or file) rather than left at its default.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.source(name) != Source::Default
+    }
+
     pub fn text(&self, name: &str) -> &str {
         match self.value(name) {
             Value::Text(text) => text,

@@ -236,7 +236,14 @@ pub fn check_key_file(path: &Path) -> Result<(), String> {
 }
 
 /// An I/O error as Go prints it: lower case, no error number.
-fn io_text(e: &std::io::Error) -> String {
+pub(super) fn io_text(e: &std::io::Error) -> String {
+    if let Some(code) = e.raw_os_error() {
+        let text = nix::errno::Errno::from_raw(code).desc();
+        let mut chars = text.chars();
+        return chars
+            .next()
+            .map_or(String::new(), |first| first.to_lowercase().chain(chars).collect());
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

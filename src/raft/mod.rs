@@ -6,6 +6,7 @@
 // boxing it in our helpers would only move the conversion around.
 #![allow(clippy::result_large_err)]
 
+mod gate;
 mod handoff;
 pub mod ids;
 mod lease_clock;

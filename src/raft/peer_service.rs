@@ -83,9 +83,6 @@ impl Peer for PeerService {
 
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let command: Command = parse(&request)?;
-        if super::handoff::handing_over() {
-            return reply(&Err::<crate::apply::Applied, _>(super::ProposeError::NotDelivered));
-        }
         reply(&self.replica.propose_as_leader(command).await)
     }
 

@@ -12,6 +12,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use super::gate::Gate;
 use super::network::{decode, encode, PeerChannels};
 use super::{Proposal, Raft};
 use crate::apply::{Applied, Applier, Command};
@@ -57,6 +58,8 @@ pub struct Replica {
     strict_reconfig_check: bool,
     /// Membership changes run one at a time.
     pub(super) reconfiguring: tokio::sync::Mutex<()>,
+    /// Proposals made here as leader; closed while leadership is handed over.
+    pub(super) gate: Gate,
 }
 
 /// How a member replicates: its identity and etcd's settings that apply.
@@ -87,6 +90,7 @@ impl Replica {
             applier,
             strict_reconfig_check: options.strict_reconfig_check,
             reconfiguring: tokio::sync::Mutex::new(()),
+            gate: Gate::new(),
         }
     }
 
@@ -197,7 +201,12 @@ impl Replica {
 
     /// Appends `command` on this member, which must be the leader, in the
     /// next batch (see [`batch_proposals`]).
+    /// While leadership is handed over, nothing is proposed: the command is refused as not
+    /// delivered, to be sent to the next leader.
     pub async fn propose_as_leader(&self, command: Command) -> Result<Applied, ProposeError> {
+        let Some(_admitted) = self.gate.admit() else {
+            return Err(ProposeError::NotDelivered);
+        };
         self.check_backlog()?;
         let (reply, result) = oneshot::channel();
         self.proposals

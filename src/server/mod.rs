@@ -2,12 +2,15 @@
 //! and client listeners, publish this member, and shut everything down in a
 //! fixed order when asked.
 
+mod accept;
 mod authority;
 mod bootstrap;
 mod compactor;
 mod listeners;
 mod restore;
+mod severable;
 mod status;
+mod stop;
 
 use std::future::Future;
 use std::path::Path;
@@ -32,12 +35,11 @@ use crate::raft::{
 use crate::storage::Backend;
 use crate::system::notify::Notifier;
 use crate::tls::Tls;
+use severable::Stage;
 
 /// Log entries kept after a snapshot so slow followers can catch up from the
 /// log (etcd's SnapshotCatchUpEntries).
 const CATCH_UP_ENTRIES: u64 = 5000;
-/// How long shutdown waits for in-flight requests before closing anyway.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs a member until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -144,14 +146,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         bcrypt_cost: config.bcrypt_cost,
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (client_stage, client_stages) = watch::channel(Stage::Serving);
     // Peers are served until Raft stops: a leadership hand-off needs them.
-    let (stop_peers, peers_stop) = watch::channel(false);
+    let (peer_stage, peer_stages) = watch::channel(Stage::Serving);
     let peers = listeners::serve_peers(
         &config.listen_peer_urls,
         PeerService::new(replica.clone(), leases, identity.cluster_id),
         tls.peer.clone(),
-        peers_stop,
+        peer_stages,
     )
     .await?;
     // As etcd: client requests are served only once this member's
@@ -176,8 +178,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
             let client_tls = tls.client.clone();
-            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), client_tls.clone(), stop_rx.clone()).await?;
-            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), client_tls, stop_rx).await?);
+            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), client_tls.clone(), client_stages.clone()).await?;
+            clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), client_tls, client_stages).await?);
             notifier.ready();
             Some(clients)
         }
@@ -195,40 +197,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     promoter.abort();
     leader_metrics.abort();
     reloads.abort();
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_DEADLINE, listeners::join(clients.unwrap_or_default()))
-        .await
-        .is_err()
-    {
-        tracing::warn!("client connections did not drain in time; closing them");
-    }
-    tracing::info!("client listeners stopped");
-    // A leader that removed itself hands over too: the others need not wait
-    // for an election timeout.
-    crate::raft::hand_off(&raft, &channels, identity.member_id, 3 * config.election_timeout).await;
-    raft.shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
-    tracing::info!("raft stopped");
-    let _ = stop_peers.send(true);
-    let _ = tokio::time::timeout(DRAIN_DEADLINE, listeners::join(peers)).await;
-    backend.flush_blocking()?;
-    let stats = backend.flush_stats();
-    let flushes = stats.count.load(std::sync::atomic::Ordering::Relaxed);
-    let micros = stats.total_micros.load(std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(
-        flushes,
-        mean_flush_ms = micros as f64 / flushes.max(1) as f64 / 1000.0,
-        "data flushed; member stopped"
-    );
-    Ok(())
+    stop::stop(stop::Member {
+        clients: stop::Listeners {
+            servers: clients.unwrap_or_default(),
+            stage: client_stage,
+            what: "client",
+        },
+        peers: stop::Listeners {
+            servers: peers,
+            stage: peer_stage,
+            what: "peer",
+        },
+        raft,
+        replica,
+        election_timeout: config.election_timeout,
+        backend,
+    })
+    .await
 }
 
-/// Reloads the TLS certificates on every SIGHUP (certificate rotation).
+/// On every SIGHUP, reopens the log files (log rotation) and reloads the TLS certificates
+/// (certificate rotation).
 async fn reload_on_hangup(tls: Arc<Tls>, mut hangups: tokio::signal::unix::Signal) {
     while hangups.recv().await.is_some() {
+        crate::system::telemetry::reopen_log_files();
         let errors = tls.reload();
-        if errors.is_empty() {
+        let serves_tls = tls.client.is_some() || tls.peer.is_some();
+        if errors.is_empty() && serves_tls {
             tracing::info!("SIGHUP: TLS certificates reloaded");
         }
         for error in errors {

@@ -1,5 +1,5 @@
-//! Shutdown on SIGTERM or SIGINT; a second signal exits at once. SIGHUP reloads the TLS
-//! certificates (its default action, ending the process, is replaced).
+//! Shutdown on SIGTERM or SIGINT; a second signal exits at once. SIGHUP reopens the log files
+//! and reloads the TLS certificates (its default action, ending the process, is replaced).
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 

@@ -18,6 +18,7 @@ mod metrics;
 mod packages;
 mod privilege;
 mod process;
+mod shutdown;
 mod support;
 mod systemd;
 mod tls;

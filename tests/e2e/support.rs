@@ -149,6 +149,11 @@ impl Member {
         self.child.is_some()
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("member is running").id() as i32
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("member is running");
