@@ -20,5 +20,6 @@ mod process;
 mod support;
 mod systemd;
 mod tls;
+mod v2members;
 mod watch_failover;
 mod watch_lease;
