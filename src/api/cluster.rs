@@ -52,25 +52,20 @@ pub fn members(context: &Context) -> Vec<Member> {
         .collect()
 }
 
-/// etcd's rules for member URLs: http or https, `host:port`, no path.
-fn peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
-    if urls.is_empty() {
-        return Err(EtcdError::MemberBadUrls.into());
+/// etcd's rules for member peer URLs (`types.NewURLs`: `http(s)://host:port` without a path,
+/// trimmed and sorted), with etcd's text for the first bad one. ferrocd dials peers over http
+/// and https only, so unix sockets are refused too.
+pub fn peer_urls(urls: &[String]) -> Result<Vec<String>, String> {
+    let urls = crate::config::new_urls(urls)?;
+    match urls.iter().find(|url| url.starts_with("unix")) {
+        Some(url) => Err(format!("ferrocd does not dial unix peer URLs: {url}")),
+        None => Ok(urls),
     }
-    urls.iter()
-        .map(|raw| {
-            let url = url::Url::parse(raw).map_err(|_| EtcdError::MemberBadUrls)?;
-            let valid = matches!(url.scheme(), "http" | "https")
-                && url.host_str().is_some()
-                && url.port().is_some()
-                && matches!(url.path(), "" | "/")
-                && url.query().is_none();
-            if !valid {
-                return Err(EtcdError::MemberBadUrls.into());
-            }
-            Ok(crate::server::url_string(&url))
-        })
-        .collect()
+}
+
+/// The v3 API reports every bad peer URL with one error.
+fn checked_peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
+    peer_urls(urls).map_err(|_| EtcdError::MemberBadUrls.into())
 }
 
 #[tonic::async_trait]
@@ -78,7 +73,7 @@ impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
         self.admin(&request).await?;
         let request = request.into_inner();
-        let peer_urls = peer_urls(&request.peer_ur_ls)?;
+        let peer_urls = checked_peer_urls(&request.peer_ur_ls)?;
         let change = MembershipChange::Add {
             peer_urls: peer_urls.clone(),
             learner: request.is_learner,
@@ -122,7 +117,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         self.admin(&request).await?;
         let request = request.into_inner();
-        let peer_urls = peer_urls(&request.peer_ur_ls)?;
+        let peer_urls = checked_peer_urls(&request.peer_ur_ls)?;
         let change = MembershipChange::Update {
             id: request.id,
             peer_urls,

@@ -220,7 +220,7 @@ async fn version() -> impl IntoResponse {
 }
 
 /// Go's `http.Error`: the text with a newline, as plain text not to sniff.
-fn go_error(status: StatusCode, text: &str) -> Response {
+pub(super) fn go_error(status: StatusCode, text: &str) -> Response {
     (
         status,
         [

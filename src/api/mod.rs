@@ -8,12 +8,14 @@ mod concurrency;
 mod election;
 mod error;
 mod gateway;
+mod go_json;
 mod grpc_metrics;
 mod http;
 mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+mod v2members;
 mod validate;
 mod watch;
 
@@ -131,8 +133,9 @@ impl Context {
 
 /// Every gRPC service and HTTP endpoint of the client port: the gRPC
 /// services (counted in the gRPC metrics), the JSON gateway that calls them,
-/// and the plain HTTP endpoints.
-pub fn client_routes(context: Arc<Context>) -> Routes {
+/// and the plain HTTP endpoints; with `--enable-v2` (`enable_v2`), etcd's v2
+/// members API too.
+pub fn client_routes(context: Arc<Context>, enable_v2: bool) -> Routes {
     let max_message = context.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let (_, health) = tonic_health::server::health_reporter();
     let grpc = Routes::new(KvServer::new(kv::KvService::new(context.clone())).max_decoding_message_size(max_message))
@@ -148,7 +151,11 @@ pub fn client_routes(context: Arc<Context>) -> Routes {
         .add_service(health)
         .into_axum_router()
         .layer(axum::middleware::from_fn(grpc_metrics::count));
-    let router = http::routes(gateway::routes(grpc.clone()).merge(grpc), context)
+    let mut router = gateway::routes(grpc.clone()).merge(grpc);
+    if enable_v2 {
+        router = v2members::routes(router, context.clone());
+    }
+    let router = http::routes(router, context)
         .layer(axum::middleware::map_response(http::oversized_as_grpc_go))
         .layer(axum::middleware::from_fn(http::cors));
     Routes::from(router)

@@ -89,6 +89,7 @@ pub fn config(settings: &Settings, journal: bool) -> Result<Config, Problem> {
         log_level: settings.text("log-level").to_string(),
         force_new_cluster: settings.bool("force-new-cluster"),
         strict_reconfig_check: settings.bool("strict-reconfig-check"),
+        enable_v2: settings.bool("enable-v2"),
         worker_threads: to_usize(settings.uint("worker-threads")),
         user,
         log_format: match settings.text("log-format") {

@@ -113,7 +113,7 @@ pub const FLAGS: &[Flag] = &[
     flag("pre-vote", Bool, "false", "Run the Raft pre-vote phase."),
     acted("auto-compaction-retention", Text, "0", "History kept by auto compaction (0 disables)."),
     acted("auto-compaction-mode", Text, "periodic", "Retention unit: periodic (hours or duration) or revision."),
-    flag("enable-v2", Bool, "false", "Serve the v2 API."),
+    acted("enable-v2", Bool, "false", "Serve the v2 members API (/v2/members, /v2/machines)."),
     acted("cert-file", Text, "", "Client TLS certificate."),
     acted("key-file", Text, "", "Client TLS key."),
     acted("client-cert-auth", Bool, "false", "Require client certificates."),

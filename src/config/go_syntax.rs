@@ -190,7 +190,19 @@ fn unit_nanos(unit: &str) -> Option<u64> {
 /// etcd's `types.NewURLs`: a comma-separated list of `scheme://host:port` URLs, trimmed and
 /// sorted; the error is etcd's text.
 pub fn parse_urls(list: &str) -> Result<Vec<String>, String> {
-    let mut urls = list.split(',').map(check_url).collect::<Result<Vec<_>, _>>()?;
+    new_urls(&list.split(',').collect::<Vec<_>>())
+}
+
+/// etcd's `types.NewURLs` on a list: each URL checked and trimmed, then sorted; the error is
+/// etcd's text for the first bad one.
+pub fn new_urls(urls: &[impl AsRef<str>]) -> Result<Vec<String>, String> {
+    if urls.is_empty() {
+        return Err("no valid URLs given".into());
+    }
+    let mut urls = urls
+        .iter()
+        .map(|url| check_url(url.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
     urls.sort();
     Ok(urls)
 }

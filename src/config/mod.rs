@@ -37,6 +37,9 @@ pub use logging::{open_log_file, LogOutput};
 use resolve::{resolve, Checked, Resolved};
 pub use tls::{check_key_file, check_readable, TlsConfig, TlsFiles, TlsVersion};
 
+/// etcd's `types.NewURLs`, which member changes apply to peer URLs too.
+pub use go_syntax::new_urls;
+
 /// The clap command of ferrocd's flags, which man pages and shell completions are made from.
 pub use flags::command;
 
@@ -107,6 +110,8 @@ pub struct Config {
     pub log_level: String,
     pub force_new_cluster: bool,
     pub strict_reconfig_check: bool,
+    /// `--enable-v2`: serve etcd's v2 members API on the client port.
+    pub enable_v2: bool,
     /// Tokio worker threads; 0 sizes the pool from the CPUs this process may use.
     pub worker_threads: usize,
     /// The user to run as once the data dir and listeners are ready, when started as root.

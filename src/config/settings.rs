@@ -506,14 +506,14 @@ mod tests {
 
     #[test]
     fn legacy_and_unacted_flags_warn() {
-        let mut s = settings(&["--force", "--enable-v2"]);
+        let mut s = settings(&["--force", "--pre-vote"]);
         let env_warnings = outcome(s.overlay_env(&env(&[("ETCD_V", "x"), ("ETCD_CORS", "*")]))).unwrap();
         assert_eq!(env_warnings, ["flag \"-v\" is no longer supported - ignoring."]);
         assert_eq!(s.legacy_warnings().len(), 2);
         assert_eq!(
             outcome(s.unacted_warnings()).unwrap(),
             [
-                "flag --enable-v2 is accepted for compatibility but ferrocd does not act on it",
+                "flag --pre-vote is accepted for compatibility but ferrocd does not act on it",
                 "flag --cors is accepted for compatibility but ferrocd does not act on it",
             ]
         );

@@ -250,21 +250,9 @@ impl Replica {
                 .is_some_and(|at| at.elapsed() <= HEALTH_INTERVAL)
     }
 
+    /// etcd's order: the reconfiguration safety checks first (refused before the change is
+    /// proposed), then the checks the change meets when applied.
     fn check_add(&self, view: &View, peer_urls: &[String], learner: bool) -> Result<u64, ReconfigError> {
-        if view.url_in_use(peer_urls, None) {
-            return Err(ReconfigError::PeerUrlExists);
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let id = ids::member_id(peer_urls, &now.to_string());
-        if view.membership.get_node(&id).is_some() || self.applier().read().members().is_removed(id) {
-            return Err(ReconfigError::MemberExists);
-        }
-        if learner && view.learners.len() >= MAX_LEARNERS {
-            return Err(ReconfigError::TooManyLearners);
-        }
         if self.strict_reconfig_check() {
             let members = view.voters.len() + 1;
             let started = view.voters.iter().filter(|id| self.started(view, **id)).count();
@@ -275,6 +263,20 @@ impl Replica {
             if !view.voters.iter().all(|id| self.connected(*id)) {
                 return Err(ReconfigError::Unhealthy);
             }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let id = ids::member_id(peer_urls, &now.to_string());
+        if view.membership.get_node(&id).is_some() || self.applier().read().members().is_removed(id) {
+            return Err(ReconfigError::MemberExists);
+        }
+        if view.url_in_use(peer_urls, None) {
+            return Err(ReconfigError::PeerUrlExists);
+        }
+        if learner && view.learners.len() >= MAX_LEARNERS {
+            return Err(ReconfigError::TooManyLearners);
         }
         Ok(id)
     }

@@ -40,6 +40,8 @@ use severable::Stage;
 /// Log entries kept after a snapshot so slow followers can catch up from the
 /// log (etcd's SnapshotCatchUpEntries).
 const CATCH_UP_ENTRIES: u64 = 5000;
+/// How often a learner asks its peers whether it was removed.
+const LEARNER_REMOVAL_CHECK: Duration = Duration::from_secs(2);
 
 /// Runs a member until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -178,7 +180,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let clients = tokio::select! {
         _ = publish(replica.clone(), config.name.clone(), client_urls) => {
             let client_tls = tls.client.clone();
-            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone()), client_tls.clone(), client_stages.clone()).await?;
+            let mut clients = listeners::serve_clients(&config.listen_client_urls, api::client_routes(context.clone(), config.enable_v2), client_tls.clone(), client_stages.clone()).await?;
             clients.extend(listeners::serve_clients(&config.listen_metrics_urls, api::monitoring_routes(context), client_tls, client_stages).await?);
             notifier.ready();
             Some(clients)
@@ -259,6 +261,36 @@ async fn removal(raft: Raft, member_id: u64, channels: Arc<PeerChannels>) {
     tokio::select! {
         _ = told.wait_for(|removed| *removed) => {}
         _ = left => {}
+        _ = removed_as_learner(raft.clone(), member_id, channels.clone()) => {}
+    }
+}
+
+/// Resolves once a peer lists this member, while a learner, as removed. A
+/// voter hears of its removal (it is in the joint configuration, or its votes
+/// are refused), but the leader simply stops replicating to a learner it
+/// removes, so a learner asks.
+async fn removed_as_learner(raft: Raft, member_id: u64, channels: Arc<PeerChannels>) {
+    let mut ticks = tokio::time::interval(LEARNER_REMOVAL_CHECK);
+    loop {
+        ticks.tick().await;
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        if membership.voter_ids().any(|voter| voter == member_id) {
+            continue;
+        }
+        let peers: Vec<String> = membership
+            .nodes()
+            .filter(|(id, _)| **id != member_id)
+            .filter_map(|(_, node)| node.peer_urls.first().cloned())
+            .collect();
+        for url in peers {
+            let answer = tokio::time::timeout(LEARNER_REMOVAL_CHECK, channels.cluster_info(&url)).await;
+            if let Ok(Ok(info)) = answer {
+                if info.removed.contains(&member_id) {
+                    return;
+                }
+            }
+        }
     }
 }
 

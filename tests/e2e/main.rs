@@ -22,5 +22,6 @@ mod shutdown;
 mod support;
 mod systemd;
 mod tls;
+mod v2members;
 mod watch_failover;
 mod watch_lease;

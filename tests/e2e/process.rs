@@ -181,7 +181,7 @@ fn journal_lines_carry_priorities_and_no_timestamps() {
     let mut command = Command::new(FERROCD);
     command
         .env("JOURNAL_STREAM", "8:12345")
-        .args(["--snapshot-count=5", "--enable-v2"]);
+        .args(["--snapshot-count=5", "--pre-vote"]);
     let log = serve(command, |_, _| {});
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines.iter().all(|l| l.starts_with('<')), "{log}");
@@ -189,7 +189,7 @@ fn journal_lines_carry_priorities_and_no_timestamps() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("<4> WARN flag --enable-v2 is accepted")),
+            .any(|l| l.starts_with("<4> WARN flag --pre-vote is accepted")),
         "{log}"
     );
     let levels = ["INFO ", "WARN ", "ERROR ", "DEBUG "];

@@ -546,9 +546,16 @@ fn with_client_certificates_and_auth_the_certificate_common_name_is_the_user() {
     ctl_ok(&endpoint, &as_root, &["user", "add", "root", "--no-password"]);
     ctl_ok(&endpoint, &as_root, &["user", "add", "alice", "--no-password"]);
     ctl_ok(&endpoint, &as_root, &["role", "add", "a-only"]);
-    ctl_ok(&endpoint, &as_root, &["role", "grant-permission", "a-only", "readwrite", "a"]);
+    ctl_ok(
+        &endpoint,
+        &as_root,
+        &["role", "grant-permission", "a-only", "readwrite", "a"],
+    );
     ctl_ok(&endpoint, &as_root, &["user", "grant-role", "alice", "a-only"]);
-    assert_eq!(ctl_ok(&endpoint, &as_root, &["auth", "enable"]), "Authentication Enabled\n");
+    assert_eq!(
+        ctl_ok(&endpoint, &as_root, &["auth", "enable"]),
+        "Authentication Enabled\n"
+    );
 
     ctl_ok(&endpoint, &as_alice, &["put", "a", "1"]);
     assert_eq!(ctl_ok(&endpoint, &as_alice, &["get", "a", "--print-value-only"]), "1\n");
