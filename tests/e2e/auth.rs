@@ -193,12 +193,12 @@ const MATRIX_KEYS: &[&str] = &["a", "aa", "ab", "b", "m/1", "m/2", "n", "y", "z"
 fn allowed(user: &str, key: &str, write: bool) -> bool {
     let roles = matrix_users().into_iter().find(|(u, _)| *u == user).unwrap().1;
     roles.iter().any(|role| match (*role, write) {
-        ("ab", _) => key >= "a" && key < "b",
+        ("ab", _) => ("a".."b").contains(&key),
         ("m-read", false) => key.starts_with("m/"),
         ("m1-write", true) => key == "m/1",
         ("z-on", _) => key >= "z",
         ("n-read", false) => key == "n",
-        ("overlap", true) => key >= "aa" && key < "m/2",
+        ("overlap", true) => ("aa".."m/2").contains(&key),
         _ => false,
     })
 }
