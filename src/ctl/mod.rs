@@ -11,7 +11,7 @@
 //! - one module per command group: [`kv`] (put get del compaction),
 //!   [`txn`], [`watch`], [`lease`], [`member`], [`endpoint`] (and
 //!   cluster-health), [`maintenance`] (defrag alarm move-leader),
-//!   [`snapshot`], [`auth`] (auth user role).
+//!   [`snapshot`], [`auth`] (auth and user), [`role`].
 
 pub mod auth;
 pub mod endpoint;
@@ -22,6 +22,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod member;
 pub mod output;
+pub mod role;
 pub mod snapshot;
 pub mod txn;
 pub mod watch;
@@ -61,7 +62,7 @@ pub fn command() -> Command {
         .subcommand(snapshot::command())
         .subcommand(auth::auth_command())
         .subcommand(auth::user_command())
-        .subcommand(auth::role_command())
+        .subcommand(role::command())
         .subcommand(Command::new("version").about("Prints the version of ferrocdctl"))
 }
 
@@ -81,7 +82,8 @@ pub async fn run(matches: &ArgMatches) -> Result<(), CtlError> {
         "cluster-health" => endpoint::cluster_health(&globals, &mut out).await,
         "alarm" | "defrag" | "move-leader" => maintenance::run(name, m, &globals, &mut out).await,
         "snapshot" => snapshot::run(m, &globals, &mut out).await,
-        "auth" | "user" | "role" => auth::run(name, m, &globals, &mut out).await,
+        "auth" | "user" => auth::run(name, m, &globals, &mut out).await,
+        "role" => role::run(m, &globals, &mut out).await,
         "version" => {
             out.line(&format!("ferrocdctl version: {}", env!("CARGO_PKG_VERSION")))?;
             out.line(&format!("API version: {API_VERSION}"))?;
