@@ -398,27 +398,28 @@ impl Globals {
     }
 
     /// `--user name[:password]` and `--password`, prompting for a missing
-    /// password as etcdctl does.
+    /// password as etcdctl does. As in clientv3, an empty name or password
+    /// means no authentication at all.
     fn credentials(&self) -> Result<Option<(String, String)>, CtlError> {
         let Some(user) = &self.user else {
             return Ok(None);
         };
-        if let Some(password) = &self.password {
-            return Ok(Some((user.clone(), password.clone())));
-        }
-        match user.split_once(':') {
-            Some((name, password)) => Ok(Some((name.to_string(), password.to_string()))),
-            None => Ok(Some((user.clone(), prompt_password()?))),
-        }
+        let (name, password) = match (&self.password, user.split_once(':')) {
+            (Some(password), _) => (user.clone(), password.clone()),
+            (None, Some((name, password))) => (name.to_string(), password.to_string()),
+            (None, None) => (user.clone(), ask_password("Password: ")?),
+        };
+        Ok((!name.is_empty() && !password.is_empty()).then_some((name, password)))
     }
 }
 
-/// Reads a password from the terminal without echo (or a line of stdin when
-/// it is not a terminal).
-fn prompt_password() -> Result<String, CtlError> {
+/// Asks for a password as etcdctl does (speakeasy): the prompt on stdout, one
+/// line of stdin read without echo when it is a terminal, then a newline;
+/// the answer without its surrounding white space.
+pub fn ask_password(prompt: &str) -> Result<String, CtlError> {
     use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     use std::io::{BufRead, Write};
-    print!("Password: ");
+    print!("{prompt}");
     std::io::stdout().flush()?;
     let stdin = std::io::stdin();
     let saved = tcgetattr(&stdin).ok();
@@ -427,14 +428,14 @@ fn prompt_password() -> Result<String, CtlError> {
         quiet.local_flags.remove(LocalFlags::ECHO);
         let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
     }
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
+    let mut line = Vec::new();
+    let read = stdin.lock().read_until(b'\n', &mut line);
     if let Some(saved) = &saved {
         let _ = tcsetattr(&stdin, SetArg::TCSANOW, saved);
-        println!();
     }
+    println!();
     read?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    Ok(String::from_utf8_lossy(&line).trim().to_string())
 }
 
 /// A failed call, with the connection's own error when tonic reports only
@@ -523,10 +524,12 @@ impl Client {
             name: user.to_string(),
             password: password.to_string(),
         };
-        let response = globals
-            .timed(self.auth().authenticate(request))
-            .await
-            .map_err(|e| e.with_exit(Exit::BadConnection))?;
+        let response = match globals.timed(self.auth().authenticate(request)).await {
+            Ok(response) => response,
+            // As clientv3 does: credentials for a cluster without auth are no error.
+            Err(e) if e.message == "etcdserver: authentication is not enabled" => return Ok(()),
+            Err(e) => return Err(e.with_exit(Exit::BadConnection)),
+        };
         let token = response
             .token
             .parse()

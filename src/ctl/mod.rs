@@ -11,8 +11,9 @@
 //! - one module per command group: [`kv`] (put get del compaction),
 //!   [`txn`], [`watch`], [`lease`], [`member`], [`endpoint`] (and
 //!   cluster-health), [`maintenance`] (defrag alarm move-leader),
-//!   [`snapshot`].
+//!   [`snapshot`], [`auth`] (auth and user), [`role`].
 
+pub mod auth;
 pub mod endpoint;
 pub mod error;
 pub mod global;
@@ -21,6 +22,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod member;
 pub mod output;
+pub mod role;
 pub mod snapshot;
 pub mod txn;
 pub mod watch;
@@ -58,6 +60,9 @@ pub fn command() -> Command {
         .subcommand(maintenance::defrag_command())
         .subcommand(maintenance::move_leader_command())
         .subcommand(snapshot::command())
+        .subcommand(auth::auth_command())
+        .subcommand(auth::user_command())
+        .subcommand(role::command())
         .subcommand(Command::new("version").about("Prints the version of ferrocdctl"))
 }
 
@@ -77,6 +82,8 @@ pub async fn run(matches: &ArgMatches) -> Result<(), CtlError> {
         "cluster-health" => endpoint::cluster_health(&globals, &mut out).await,
         "alarm" | "defrag" | "move-leader" => maintenance::run(name, m, &globals, &mut out).await,
         "snapshot" => snapshot::run(m, &globals, &mut out).await,
+        "auth" | "user" => auth::run(name, m, &globals, &mut out).await,
+        "role" => role::run(m, &globals, &mut out).await,
         "version" => {
             out.line(&format!("ferrocdctl version: {}", env!("CARGO_PKG_VERSION")))?;
             out.line(&format!("API version: {API_VERSION}"))?;

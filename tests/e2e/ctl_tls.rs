@@ -215,21 +215,12 @@ fn authentication_with_user_and_password() {
         (0, "k\nv2\n"),
         "{from_env:?}"
     );
-    // Without a password, it is read from stdin.
-    let mut child = Command::new(FERROCDCTL)
-        .args([
-            &format!("--endpoints={endpoint}"),
-            "--user=root",
-            "get",
-            "k",
-            "--print-value-only",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Password: v2\n");
+    // Without a password, it is read from stdin after etcdctl's prompt line.
+    let args = ["--user=root", "get", "k", "--print-value-only"];
+    let prompted = run_ctl(Path::new(FERROCDCTL), &endpoint, &args, Some("secret\n"));
+    assert_eq!(prompted.stdout, "Password: \nv2\n", "{prompted:?}");
+    assert_eq!(
+        prompted.stdout,
+        run_ctl(&etcdctl_path(), &endpoint, &args, Some("secret\n")).stdout
+    );
 }

@@ -5,6 +5,7 @@ mod auth;
 mod cluster;
 mod config_file;
 mod ctl;
+mod ctl_auth;
 mod ctl_tls;
 mod durability;
 mod gateway;
