@@ -7,13 +7,18 @@
 #   hosts_init                      # work dir, cleanup trap (EXIT/INT/TERM), cached rootfs
 #   hosts_network NET 10.88.1       # a private bridge NET for 10.88.1.0/24
 #   hosts_boot NAME NET 10.88.1.11  # boot host NAME at that address, wait until it runs
+#   hosts_boot NAME NET IP UNIT...  # the same, with those units disabled before its first boot
 #   hosts_exec NAME systemctl start etcd      # a command in the host (all its namespaces)
 #   hosts_sh NAME 'etcdctl get foo | tail -1' # a shell line in the host
 #   hosts_put NAME SRC DEST         # copy a file from here into the host
 #   hosts_stop NAME; hosts_cleanup  # hosts_cleanup also runs on exit, whatever happened
 #
 # Names: a host or network name has at most 11 characters (interface names are derived from
-# it); two scripts that run at the same time must use different names and subnets.
+# it); two scripts that run at the same time must use different names (network namespaces,
+# cgroups and interfaces on this machine are named after them; subnets may repeat, each bridge
+# is private). hosts_run_id gives a short suffix that no other running script has.
+# Hosts boot in parallel when hosts_boot runs in the background (`hosts_boot ... &`, then
+# `wait` for each).
 # Settings (environment, before hosts_init): HOSTS_EXTRA_PACKAGES (installed in the cached
 # rootfs on top of the base set; part of the cache key), HOSTS_CACHE (/var/cache/ferrocd-tests,
 # which holds the rootfs as a tarball and unpacked beside it).
@@ -143,10 +148,18 @@ hosts_pid() {
   cat "$HOSTS_WORK/hosts/$1/init.pid"
 }
 
+# A suffix for the names of this run's hosts and networks that no other script running at the
+# same time has: this script's PID (unique among running processes), at most 7 digits.
+hosts_run_id() {
+  echo "$$"
+}
+
 # Boots host NAME with address IP/24 on network NET and waits until systemd has finished
-# booting it.
+# booting it. Units named after IP are disabled first (`systemctl --root`), so that they
+# never start, e.g. firewalld on a host that is to use ufw.
 hosts_boot() {
   local name=$1 net=$2 ip=$3
+  shift 3
   local dir=$HOSTS_WORK/hosts/$name prefix
   prefix=$(cat "$HOSTS_WORK/networks/$net")
   mkdir -p "$dir/upper" "$dir/work" "$dir/merged"
@@ -154,6 +167,9 @@ hosts_boot() {
   mount -t overlay overlay -o "lowerdir=$HOSTS_LOWER,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
   echo "$name" >"$dir/merged/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >"$dir/merged/etc/hosts"
+  if [ $# -gt 0 ]; then
+    systemctl --root="$dir/merged" disable -q "$@"
+  fi
 
   ip netns add "$name"
   local last=${ip##*.}
