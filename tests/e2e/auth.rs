@@ -4,41 +4,21 @@
 //! member as soon as a change returns, and JWT tokens.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Permission, Txn, TxnOp, WatchOptions};
 use tonic::Code;
 
-use crate::ctl::{mask, Outcome};
+use crate::ctl::{mask, run_ctl, Outcome};
 use crate::support::{etcdctl_path, reference_etcd, Cluster, Flavor};
 
-/// etcdctl with a deadline (a watch the server should refuse must not hang the test).
+/// etcdctl 3.4, its output masked as `crate::ctl` masks it.
 fn etcdctl(endpoints: &str, args: &[&str], input: Option<&str>) -> Outcome {
-    use std::io::Write;
-    let mut child = Command::new("timeout")
-        .arg("20")
-        .arg(etcdctl_path())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .args(args)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run etcdctl");
-    if let Some(input) = input {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.starts_with("{\"level\""))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>();
+    let out = run_ctl(&etcdctl_path(), endpoints, args, input);
     Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: mask(&String::from_utf8_lossy(&out.stdout)),
-        stderr: mask(&stderr),
+        code: out.code,
+        stdout: mask(&out.stdout),
+        stderr: mask(&out.stderr),
     }
 }
 

@@ -26,9 +26,12 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// Runs a CLI (etcdctl or ferrocdctl) with `--endpoints` and optional stdin.
+/// Runs a CLI (etcdctl or ferrocdctl) with `--endpoints` and optional stdin, killed after a
+/// minute (a watch the server should have refused must fail the test, not hang it).
 pub fn run_ctl(binary: &Path, endpoints: &str, args: &[&str], input: Option<&str>) -> Outcome {
-    let mut child = Command::new(binary)
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(binary)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .args(args)
