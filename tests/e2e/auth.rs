@@ -348,13 +348,18 @@ async fn a_revocation_holds_on_every_member_once_it_returns() {
     }
     let value = root.get("k1", None).await.unwrap();
     assert_eq!(value.kvs()[0].value_str().unwrap(), "19");
-    // A user deleted through one member has no working token anywhere.
+    // A user deleted through one member can do nothing anywhere: a member that has applied the
+    // deletion no longer knows the token; one that learns of it at the read barrier refuses the
+    // user it no longer has.
     root.user_delete("alice").await.unwrap();
     let status = alice.get("k1", None).await.unwrap_err();
     let etcd_client::Error::GRpcStatus(status) = status else {
         panic!("{status}")
     };
-    assert_eq!(status.message(), "etcdserver: invalid auth token");
+    assert!(
+        ["etcdserver: invalid auth token", "etcdserver: permission denied"].contains(&status.message()),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
