@@ -8,7 +8,7 @@ mod concurrency;
 mod election;
 mod error;
 mod gateway;
-mod go_json;
+pub mod go_json;
 mod grpc_metrics;
 mod http;
 mod kv;
